@@ -1,0 +1,133 @@
+//! Ansible: the inventory generated from the journal's hosts and `ansible-playbook` argv.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::journal::State;
+use crate::render;
+
+/// The inventory (YAML) of the hosts in the journal, grouped by their groups.
+pub fn inventory(state: &State) -> anyhow::Result<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for group in state.hosts.iter().flat_map(|h| &h.groups) {
+        if !names.contains(&group.as_str()) {
+            names.push(group);
+        }
+    }
+    let groups: Vec<_> = names
+        .iter()
+        .map(|g| {
+            let hosts: Vec<_> = state
+                .hosts
+                .iter()
+                .filter(|h| h.groups.iter().any(|x| x == g))
+                .collect();
+            json!({ "name": g, "hosts": hosts })
+        })
+        .collect();
+    let data = json!({ "lab": state.lab, "run_id": state.run_id, "groups": groups });
+    let mut text = render::render("inventory.yml.hbs", render::INVENTORY, &data)?;
+    if groups.is_empty() {
+        text.push_str("    {}\n");
+    }
+    Ok(text)
+}
+
+/// Writes the inventory into the workspace and returns its path.
+pub fn write_inventory(state: &State, workspace: &Path) -> anyhow::Result<PathBuf> {
+    let path = workspace.join("inventory.yml");
+    let text = inventory(state)?;
+    std::fs::write(&path, text).with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(path)
+}
+
+/// Arguments of one playbook run: the variables travel as one JSON document, never as text
+/// a shell or Ansible's `key=value` parser could split.
+pub fn playbook_args(inventory: &Path, playbook: &Path, vars: &serde_json::Value) -> Vec<OsString> {
+    vec![
+        "-i".into(),
+        inventory.into(),
+        "-e".into(),
+        vars.to_string().into(),
+        playbook.into(),
+    ]
+}
+
+/// Environment that keeps Ansible's files inside the workspace and its output plain.
+pub fn environment(workspace: &Path) -> Vec<(String, String)> {
+    let home = workspace.join("ansible");
+    let tmp = home.join("tmp");
+    [
+        ("ANSIBLE_HOME", home.display().to_string()),
+        ("ANSIBLE_LOCAL_TEMP", tmp.display().to_string()),
+        ("ANSIBLE_REMOTE_TEMP", tmp.display().to_string()),
+        ("ANSIBLE_REMOTE_TMP", tmp.display().to_string()),
+        ("ANSIBLE_NOCOLOR", "1".into()),
+        ("ANSIBLE_FORCE_COLOR", "0".into()),
+        ("ANSIBLE_RETRY_FILES_ENABLED", "0".into()),
+        ("ANSIBLE_HOST_KEY_CHECKING", "True".into()),
+        ("ANSIBLE_SSH_ARGS", String::new()),
+        ("ANSIBLE_DEPRECATION_WARNINGS", "0".into()),
+        ("PYTHONUNBUFFERED", "1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// What an `ansible-playbook` exit status means (per its documentation).
+pub fn meaning(code: i32) -> &'static str {
+    match code {
+        0 => "ok",
+        1 => "error",
+        2 => "one or more hosts had a failed task",
+        3 => "one or more hosts were unreachable",
+        4 => "parser error or unreachable host",
+        5 => "bad or incomplete options",
+        99 => "interrupted by the user",
+        250 => "unexpected error",
+        _ => "unknown status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Host;
+
+    fn state() -> State {
+        let mut s = State::new("demo", "A", "B");
+        for (name, group, addr) in [("lb", "lb", "127.0.0.2"), ("node1", "nodes", "127.0.0.3")] {
+            s.hosts.push(Host {
+                name: name.into(),
+                address: addr.into(),
+                port: 8080,
+                groups: vec![group.into()],
+                connection: "local".into(),
+                user: None,
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn inventory_groups_hosts_with_their_addresses() {
+        let text = inventory(&state()).unwrap();
+        assert!(text.contains("    \"nodes\":\n      hosts:\n        \"node1\":\n          ansible_host: \"127.0.0.3\""), "{text}");
+        assert!(text.contains("rollci_port: 8080"), "{text}");
+        assert!(text.contains("ansible_python_interpreter: \"/usr/bin/python3\""));
+    }
+
+    #[test]
+    fn vars_are_one_json_argument() {
+        let vars = json!({"rollci_release": "1; touch /tmp/x $(id)"});
+        let args = playbook_args(Path::new("i.yml"), Path::new("p.yml"), &vars);
+        assert_eq!(
+            args[3],
+            OsString::from(r#"{"rollci_release":"1; touch /tmp/x $(id)"}"#)
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! rollci: the steps of a rolling-upgrade CI pipeline over a state journal.
+//!
+//! `main` parses the command line and calls [`run`]; everything else lives in one module
+//! per concept.
+
+pub mod action;
+pub mod ansible;
+pub mod cleanup;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod exit;
+pub mod journal;
+pub mod procs;
+pub mod provider;
+pub mod render;
+pub mod report;
+pub mod runner;
+pub mod status;
+pub mod steps;
+pub mod tools;
+
+/// Runs a parsed command line and returns the process exit code; errors are printed here,
+/// once, with their cause chain.
+pub fn run(cli: cli::Cli) -> u8 {
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::kind_of(&err).code()
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `rollci status`: what exists, which steps ran, how they ended and how long they took.
+
+use std::fmt::Write;
+
+use crate::journal::State;
+use crate::report;
+
+/// The status as JSON: the summary plus every resource.
+pub fn json(state: &State) -> serde_json::Value {
+    serde_json::json!({
+        "summary": report::summarize(state),
+        "hosts": state.hosts,
+        "resources": state.resources,
+    })
+}
+
+/// The status as a table for people.
+pub fn table(state: &State) -> String {
+    let summary = report::summarize(state);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "lab {}  run {}  {} -> {}  outcome: {}",
+        state.lab, state.run_id, state.from_release, state.to_release, summary.outcome
+    );
+    let _ = writeln!(
+        out,
+        "\nSTEP              OUTCOME   EXIT  ATTEMPTS  DURATION"
+    );
+    for s in &summary.steps {
+        let secs = s
+            .duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0));
+        let _ = writeln!(
+            out,
+            "{:<17} {:<9} {:<5} {:<9} {}",
+            s.step,
+            format!("{:?}", s.outcome).to_lowercase(),
+            s.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.attempts,
+            secs.unwrap_or_else(|| "-".into())
+        );
+    }
+    let _ = writeln!(out, "\nRESOURCE  KIND     STATUS     LAYER      NAME");
+    for r in &state.resources {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<8} {:<10} {:<10} {}",
+            r.id,
+            r.kind,
+            format!("{:?}", r.status).to_lowercase(),
+            format!("{:?}", r.layer).to_lowercase(),
+            r.name
+        );
+    }
+    if !summary.incomplete.is_empty() {
+        let _ = writeln!(out, "\nincomplete flow: {}", summary.incomplete.join(", "));
+    }
+    out
+}
