@@ -130,10 +130,12 @@ fn invocation(
             let program = Tool::new("ansible-playbook", "playbook actions").locate()?;
             let inventory = ansible::write_inventory(&ctx.journal.state, &ctx.workspace)?;
             let playbook = std::path::absolute(base.join(playbook))?;
-            let vars = Value::Object(vars.clone());
+            std::fs::create_dir_all(ctx.log_dir())?;
+            let vars_file = log.with_extension("vars.yml");
+            ansible::write_vars(&Value::Object(vars.clone()), &vars_file)?;
             (
                 program,
-                ansible::playbook_args(&inventory, &playbook, &vars),
+                ansible::playbook_args(&inventory, &playbook, &vars_file),
             )
         }
         (None, Some(argv)) => {

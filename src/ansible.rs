@@ -44,16 +44,49 @@ pub fn write_inventory(state: &State, workspace: &Path) -> anyhow::Result<PathBu
     Ok(path)
 }
 
-/// Arguments of one playbook run: the variables travel as one JSON document, never as text
-/// a shell or Ansible's `key=value` parser could split.
-pub fn playbook_args(inventory: &Path, playbook: &Path, vars: &serde_json::Value) -> Vec<OsString> {
+/// Arguments of one playbook run: the variables travel in a file (see [`vars_yaml`]), never as
+/// text a shell or Ansible's `key=value` parser could split.
+pub fn playbook_args(inventory: &Path, playbook: &Path, vars_file: &Path) -> Vec<OsString> {
+    let mut at_file = OsString::from("@");
+    at_file.push(vars_file);
     vec![
         "-i".into(),
         inventory.into(),
         "-e".into(),
-        vars.to_string().into(),
+        at_file,
         playbook.into(),
     ]
+}
+
+/// Extra variables as YAML with every string tagged `!unsafe`: Ansible templates extra vars,
+/// so a release named `{{ lookup('pipe', 'id') }}` would otherwise run code. JSON scalars
+/// are valid YAML, so each value is its JSON form.
+pub fn vars_yaml(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(_) => format!("!unsafe {value}"),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(vars_yaml).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::from(k.as_str()), vars_yaml(v)))
+                .collect();
+            format!("{{{}}}", pairs.join(", "))
+        }
+        scalar => scalar.to_string(),
+    }
+}
+
+/// Writes the variables file of one playbook run.
+pub fn write_vars(vars: &serde_json::Value, path: &Path) -> anyhow::Result<()> {
+    let text = format!(
+        "# extra vars written by rollci; strings are !unsafe (never templated)\n{}\n",
+        vars_yaml(vars)
+    );
+    std::fs::write(path, text).with_context(|| format!("failed to write `{}`", path.display()))
 }
 
 /// Environment that keeps Ansible's files inside the workspace and its output plain.
@@ -75,7 +108,19 @@ pub fn environment(workspace: &Path) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(utf8_locale())
     .collect()
+}
+
+/// Ansible refuses to start without a UTF-8 locale, which Jenkins agents often lack.
+fn utf8_locale() -> Option<(String, String)> {
+    let current = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_default()
+        .to_lowercase();
+    let is_utf8 = current.contains("utf-8") || current.contains("utf8");
+    (!is_utf8).then(|| ("LC_ALL".to_string(), "C.UTF-8".to_string()))
 }
 
 /// What an `ansible-playbook` exit status means (per its documentation).
@@ -122,12 +167,18 @@ mod tests {
     }
 
     #[test]
-    fn vars_are_one_json_argument() {
-        let vars = json!({"rollci_release": "1; touch /tmp/x $(id)"});
-        let args = playbook_args(Path::new("i.yml"), Path::new("p.yml"), &vars);
+    fn vars_are_unsafe_yaml_in_a_file() {
+        let vars = json!({"rollci_release": "1; $(id) {{ 7*7 }}", "n": 2, "l": ["a\"b"], "m": {"k": null}});
+        let text = vars_yaml(&vars);
         assert_eq!(
-            args[3],
-            OsString::from(r#"{"rollci_release":"1; touch /tmp/x $(id)"}"#)
+            text,
+            r#"{"l": [!unsafe "a\"b"], "m": {"k": null}, "n": 2, "rollci_release": !unsafe "1; $(id) {{ 7*7 }}"}"#
         );
+        let args = playbook_args(
+            Path::new("i.yml"),
+            Path::new("p.yml"),
+            Path::new("/w/v.yml"),
+        );
+        assert_eq!(args[3], OsString::from("@/w/v.yml"));
     }
 }

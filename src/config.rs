@@ -40,18 +40,12 @@ pub struct Lab {
     pub default_timeout: Duration,
 }
 
-/// `[provider]`: where hosts come from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
-pub enum ProviderConfig {
-    /// Loopback addresses on this machine, no root needed.
-    Local(LocalProvider),
-}
-
-/// `[provider] kind = "local"`.
+/// `[provider]`: where hosts come from. A plain struct (not an internally tagged enum) so
+/// serde keeps the span and path of every key for error messages.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LocalProvider {
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
     /// Number of API nodes (the load balancer is one more host).
     #[serde(default = "default_nodes")]
     pub nodes: u8,
@@ -64,6 +58,13 @@ pub struct LocalProvider {
     /// Tools the lab's playbooks need besides ansible-playbook (checked by `doctor`).
     #[serde(default)]
     pub tools: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// Loopback addresses on this machine, no root needed.
+    Local,
 }
 
 /// `[provision]`: the seed's three stages of building a lab, each a list of actions.
@@ -225,6 +226,7 @@ impl Config {
             )
         };
         check_name(&self.lab.name).map_err(|m| problem("lab.name", m))?;
+        check_provider(&self.provider).map_err(|(k, m)| problem(k, m))?;
         for (key, action) in self.actions() {
             check_action(action).map_err(|m| problem(&key, m))?;
         }
@@ -265,6 +267,26 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+fn check_provider(p: &ProviderConfig) -> Result<(), (&'static str, String)> {
+    let [first, _, _, last] = p.base_address.octets();
+    if first != 127 {
+        return Err((
+            "provider.base_address",
+            "a local lab lives on loopback: 127.x.y.z".into(),
+        ));
+    }
+    if p.nodes == 0 {
+        return Err(("provider.nodes", "must be at least 1".into()));
+    }
+    if u16::from(last) + u16::from(p.nodes) > 254 {
+        return Err((
+            "provider.base_address",
+            format!("no room for {} nodes after it", p.nodes),
+        ));
+    }
+    Ok(())
+}
+
 fn check_action(action: &Action) -> Result<(), String> {
     check_name(&action.name)?;
     match (&action.playbook, &action.command) {
@@ -282,12 +304,26 @@ fn describe_error(
     path: &Path,
     err: &serde_path_to_error::Error<toml::de::Error>,
 ) -> String {
-    let key = err.path().to_string();
+    let mut key = err.path().to_string();
     let inner = err.inner();
     let line = inner
         .span()
         .map(|span| line_at(text, span.start))
         .unwrap_or_else(|| line_of_key(text, &key));
+    // Internally tagged tables (`[provider]`) hide the last key from the path: the
+    // offending line names it.
+    let assigned = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim());
+    if let Some(name) = assigned.filter(|k| !k.is_empty() && !key.ends_with(*k)) {
+        key = if key == "." {
+            name.to_string()
+        } else {
+            format!("{key}.{name}")
+        };
+    }
     let message = inner.message().trim_end();
     if key == "." || key.is_empty() {
         format!("{}:{line}: {message}", path.display())

@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::{Destroyed, Provider};
-use crate::config::LocalProvider;
+use crate::config::ProviderConfig;
 use crate::journal::{Host, Journal, Layer, Resource, Status};
 use crate::procs;
 use crate::tools::Tool;
@@ -18,12 +18,12 @@ use crate::tools::Tool;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Local {
-    config: LocalProvider,
+    config: ProviderConfig,
     lab_dir: PathBuf,
 }
 
 impl Local {
-    pub fn new(config: LocalProvider, workspace: &Path) -> Local {
+    pub fn new(config: ProviderConfig, workspace: &Path) -> Local {
         let workspace = std::path::absolute(workspace).unwrap_or_else(|_| workspace.to_path_buf());
         Local {
             config,

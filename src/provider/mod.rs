@@ -2,7 +2,7 @@
 
 mod local;
 
-use crate::config::{Config, ProviderConfig};
+use crate::config::{Config, ProviderKind};
 use crate::journal::{Journal, Resource};
 use crate::tools::Tool;
 
@@ -33,7 +33,7 @@ pub trait Provider {
 
 /// The provider a lab file asks for, working in `workspace`.
 pub fn from_config(config: &Config, workspace: &std::path::Path) -> Box<dyn Provider> {
-    match &config.provider {
-        ProviderConfig::Local(local) => Box::new(Local::new(local.clone(), workspace)),
+    match config.provider.kind {
+        ProviderKind::Local => Box::new(Local::new(config.provider.clone(), workspace)),
     }
 }

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `rollci` binary on the real demo lab (ansible-playbook,
+//! haproxy, the API nodes), each test in its own workspace, loopback block and port.
+
+mod config_errors;
+mod failures;
+mod lab;
+mod pipeline;

@@ -1,0 +1,142 @@
+//! The happy paths: `rollci run`, and the same steps run one by one by separate processes.
+
+use crate::lab::{Lab, http};
+
+#[test]
+fn run_passes_every_step_and_leaves_nothing() {
+    let lab = Lab::demo("");
+    let out = lab.expect(&["run"], 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for banner in [
+        "==> provision",
+        "<== upgrade passed",
+        "<== verify:after passed",
+        "flow complete",
+    ] {
+        assert!(stdout.contains(banner), "missing {banner:?}");
+    }
+    let status = lab.status();
+    let steps = status["summary"]["steps"].as_array().unwrap();
+    let labels: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        [
+            "provision",
+            "deploy",
+            "verify:before",
+            "upgrade",
+            "verify:after",
+            "report",
+            "cleanup"
+        ]
+    );
+    assert!(steps.iter().all(|s| s["outcome"] == "passed"), "{steps:?}");
+    assert_eq!(status["summary"]["outcome"], "passed");
+    assert_eq!(status["summary"]["flow_complete"], true);
+    // Three node processes at A, three restarted at B, one haproxy: all journaled.
+    let processes = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "process")
+        .count();
+    assert!(processes >= 7, "only {processes} processes journaled");
+    lab.assert_nothing_left();
+    let summary = std::fs::read_to_string(lab.workspace().join("reports/summary.json")).unwrap();
+    assert!(summary.contains("\"summary_version\": 1"));
+}
+
+#[test]
+fn steps_run_alone_upgrade_every_node_and_keep_data() {
+    let lab = Lab::demo("");
+    lab.expect(&["provision"], 0);
+    lab.expect(&["deploy"], 0);
+    lab.expect(&["verify", "--phase", "before"], 0);
+    let vip = lab.host("lb");
+    let (code, _) = http(
+        vip,
+        "PUT",
+        "/records/kept-by-test",
+        Some(r#"{"content": "written under A"}"#),
+    );
+    assert!(code == 200 || code == 201, "PUT gave {code}");
+    for node in ["node1", "node2", "node3"] {
+        assert!(
+            http(lab.host(node), "GET", "/version", None)
+                .1
+                .contains("\"A\"")
+        );
+    }
+    lab.expect(&["upgrade"], 0);
+    for node in ["node1", "node2", "node3"] {
+        let (code, body) = http(lab.host(node), "GET", "/version", None);
+        assert_eq!(code, 200);
+        assert!(
+            body.contains("\"release\": \"B\"") || body.contains("\"release\":\"B\""),
+            "{node}: {body}"
+        );
+        let (code, body) = http(lab.host(node), "GET", "/records/kept-by-test", None);
+        assert_eq!(code, 200, "{node} lost the record");
+        assert!(body.contains("written under A"), "{body}");
+    }
+    lab.expect(&["verify", "--phase", "after"], 0);
+    let inventory = lab.expect(&["inventory"], 0);
+    assert!(String::from_utf8_lossy(&inventory.stdout).contains("\"node3\""));
+    lab.expect(&["report"], 0);
+    lab.expect(&["cleanup"], 0);
+    let status = lab.status();
+    assert_eq!(status["summary"]["flow_complete"], true);
+    lab.assert_nothing_left();
+}
+
+#[test]
+fn all_at_once_upgrade_reaches_every_node() {
+    let base = crate::lab::unique_block();
+    let text = crate::lab::demo_text(base);
+    let rolling = text.find("[upgrade]").unwrap();
+    let all_at_once = format!(
+        "{}[upgrade]\nmode = \"all-at-once\"\n\n[upgrade.action]\nname = \"upgrade-all\"\nplaybook = \"{}/examples/demo/playbooks/upgrade-all.yml\"\n",
+        &text[..rolling],
+        crate::lab::ROOT
+    );
+    let lab = Lab::with_text(&all_at_once);
+    lab.expect(&["run"], 0);
+    let status = lab.status();
+    let upgrade = status["summary"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "upgrade")
+        .unwrap()
+        .clone();
+    assert_eq!(upgrade["attempts"], 1);
+    assert_eq!(status["summary"]["outcome"], "passed");
+    lab.assert_nothing_left();
+}
+
+#[test]
+fn shell_metacharacters_in_releases_arrive_literally() {
+    let lab = Lab::demo("");
+    let trap = lab.dir.path().join("PWNED");
+    let trap2 = lab.dir.path().join("PWNED2");
+    let trap3 = lab.dir.path().join("PWNED3");
+    let release = format!(
+        "1; touch {} $(touch {}) `id` {{{{ 7*7 }}}} {{{{ lookup('pipe', 'touch {}') }}}}",
+        trap.display(),
+        trap2.display(),
+        trap3.display()
+    );
+    lab.expect(&["--from-release", &release, "provision"], 0);
+    lab.expect(&["--from-release", &release, "deploy"], 0);
+    lab.expect(&["verify", "--phase", "before"], 0);
+    let (_, body) = http(lab.host("node1"), "GET", "/version", None);
+    let version: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(version["release"], release.as_str());
+    assert!(
+        !trap.exists() && !trap2.exists(),
+        "a shell ran the release name"
+    );
+    assert!(!trap3.exists(), "Ansible templated the release name");
+    lab.expect(&["cleanup"], 0);
+    lab.assert_nothing_left();
+}
