@@ -28,7 +28,7 @@ deps: $(VENV)/bin/ansible-playbook
 
 $(VENV)/bin/ansible-playbook:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet 'ansible-core>=2.16,<2.21'
+	$(VENV)/bin/pip install --quiet 'ansible-core>=2.16,<2.21' python-subunit stestr junitxml
 
 clean-demo:
 	-$(ROLLCI) --config $(DEMO) cleanup

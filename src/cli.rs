@@ -69,6 +69,20 @@ pub enum Command {
     Inventory,
     /// Check every external tool the lab needs.
     Doctor,
+    /// Read a subunit v2 (or JUnit XML) results file: print its counts, convert it.
+    Results(ResultsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The results file (subunit v2 stream or JUnit XML; `-` for stdin).
+    pub file: PathBuf,
+    /// Write JUnit XML here.
+    #[arg(long, env = "ROLLCI_JUNIT")]
+    pub junit: Option<PathBuf>,
+    /// Print the counts (and every test) as JSON instead of a line of text.
+    #[arg(long, env = "ROLLCI_JSON")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

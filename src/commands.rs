@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => status_cmd(g, args.json),
         Command::Inventory => inventory_cmd(g),
         Command::Doctor => doctor(g),
+        Command::Results(args) => crate::results::command(&args),
     }
 }
 
@@ -105,10 +106,12 @@ fn print_where(ctx: &Ctx) {
 
 fn status_cmd(g: &Global, json: bool) -> anyhow::Result<u8> {
     let state = read_state(g)?;
+    let workspace = g.workspace();
     if json {
-        println!("{}", serde_json::to_string_pretty(&status::json(&state))?);
+        let value = status::json(&state, &workspace);
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{}", status::table(&state));
+        print!("{}", status::table(&state, &workspace));
     }
     Ok(exit::OK)
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::cleanup;
+use crate::evidence::{self, ActionSpan, Availability, Counts, Persistent, ServiceReport, Smoke};
 use crate::journal::{Outcome, State, Status};
 
 /// Version of `summary.json`; documented in the README.
@@ -26,6 +29,31 @@ pub struct Summary {
     pub incomplete: Vec<String>,
     pub steps: Vec<StepSummary>,
     pub resources: ResourceSummary,
+    /// Availability per probed service during the upgrade, keyed by service name.
+    pub services: BTreeMap<String, ServiceReport>,
+    /// The upgrade actions in the order they ran (the timeline's marks).
+    pub upgrade_actions: Vec<ActionSpan>,
+    pub smoke: SmokeSummary,
+    pub persistent: PersistentSummary,
+    /// Resources still live after a cleanup ran (empty when cleanup has not run yet).
+    pub leaked: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct SmokeSummary {
+    pub before: Option<Counts>,
+    pub after: Option<Counts>,
+    /// Tests that passed before the upgrade and fail after it.
+    pub regressions: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PersistentSummary {
+    pub created: usize,
+    pub intact: usize,
+    pub changed: usize,
+    pub lost: usize,
+    pub resources: Vec<Persistent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,8 +74,21 @@ pub struct ResourceSummary {
     pub live: Vec<String>,
 }
 
-/// Summarizes a journal.
-pub fn summarize(state: &State) -> Summary {
+/// Summarizes a journal and the evidence files of its workspace (missing ones are empty).
+pub fn summarize(state: &State, workspace: &Path) -> Summary {
+    let availability: Availability = evidence::read(workspace, "availability.json")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let before: Option<Smoke> = evidence::read(workspace, "smoke-before.json")
+        .ok()
+        .flatten();
+    let after: Option<Smoke> = evidence::read(workspace, "smoke-after.json").ok().flatten();
+    let persistent: Vec<Persistent> = evidence::read(workspace, "persistent.json")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let cleaned = state.steps.iter().any(|s| s.step == "cleanup");
     let incomplete = cleanup::incomplete(state);
     // A step that was retried by hand counts by its latest record.
     let mut latest = std::collections::BTreeMap::new();
@@ -77,11 +118,46 @@ pub fn summarize(state: &State) -> Summary {
                 .iter()
                 .filter(|r| r.status == Status::Destroyed)
                 .count(),
-            live: state
-                .live()
-                .map(|r| format!("{} {} ({})", r.kind, r.name, r.id))
-                .collect(),
+            live: live_names(state),
         },
+        services: availability
+            .services
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect(),
+        upgrade_actions: availability.actions,
+        smoke: SmokeSummary {
+            regressions: after
+                .as_ref()
+                .map(|a| a.regressions.clone())
+                .unwrap_or_default(),
+            before: before.map(|s| s.counts),
+            after: after.map(|s| s.counts),
+        },
+        persistent: persistent_summary(persistent),
+        leaked: if cleaned {
+            live_names(state)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn live_names(state: &State) -> Vec<String> {
+    state
+        .live()
+        .map(|r| format!("{} {} ({})", r.kind, r.name, r.id))
+        .collect()
+}
+
+fn persistent_summary(resources: Vec<Persistent>) -> PersistentSummary {
+    let count = |o: &str| resources.iter().filter(|r| r.outcome == o).count();
+    PersistentSummary {
+        created: count("created"),
+        intact: count("intact"),
+        changed: count("changed"),
+        lost: count("lost"),
+        resources,
     }
 }
 
@@ -102,7 +178,7 @@ pub fn write(state: &State, workspace: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let path = dir.join("summary.json");
-    let text = serde_json::to_string_pretty(&summarize(state))?;
+    let text = serde_json::to_string_pretty(&summarize(state, workspace))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
     tmp.persist(&path)

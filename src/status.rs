@@ -6,17 +6,17 @@ use crate::journal::State;
 use crate::report;
 
 /// The status as JSON: the summary plus every resource.
-pub fn json(state: &State) -> serde_json::Value {
+pub fn json(state: &State, workspace: &std::path::Path) -> serde_json::Value {
     serde_json::json!({
-        "summary": report::summarize(state),
+        "summary": report::summarize(state, workspace),
         "hosts": state.hosts,
         "resources": state.resources,
     })
 }
 
 /// The status as a table for people.
-pub fn table(state: &State) -> String {
-    let summary = report::summarize(state);
+pub fn table(state: &State, workspace: &std::path::Path) -> String {
+    let summary = report::summarize(state, workspace);
     let mut out = String::new();
     let _ = writeln!(
         out,
