@@ -22,7 +22,16 @@ pub struct Config {
     pub deploy: Stage,
     pub upgrade: Upgrade,
     #[serde(default)]
-    pub verify: Stage,
+    pub verify: Verify,
+    /// Availability probes run during the upgrade (and by `rollci monitor`).
+    #[serde(default)]
+    pub probes: Vec<ProbeConfig>,
+    /// Settings shared by all probes.
+    #[serde(default)]
+    pub probing: Probing,
+    /// Resources created before the upgrade and checked after it.
+    #[serde(default)]
+    pub persistent: Vec<PersistentConfig>,
     /// The file it was read from (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -82,7 +91,144 @@ pub struct Provision {
     pub vms: Vec<Action>,
 }
 
-/// `[deploy]` and `[verify]`: an ordered list of actions.
+/// `[verify]`: the lab's own check actions and its smoke suite.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    pub smoke: Option<SmokeConfig>,
+}
+
+/// `[verify.smoke]`: a test command whose results are a subunit v2 stream or JUnit XML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeConfig {
+    /// argv; rollci's variables arrive as `ROLLCI_*` environment variables.
+    pub command: Vec<String>,
+    /// Where the results are: `"stdout"` (default) or a file path the command writes.
+    #[serde(default = "default_results")]
+    pub results: String,
+    /// Most failed tests allowed in a phase before the pipeline stops.
+    #[serde(default)]
+    pub max_failures: u64,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[[probes]]`: one availability probe (a service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub name: String,
+    /// `http` (one request) or `cycle` (a sequence that must all succeed).
+    #[serde(default)]
+    pub kind: ProbeKind,
+    /// `http` probes: the URL (see [`RequestConfig`] for the other request keys).
+    pub url: Option<String>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    /// The requests of a `cycle` probe, in order.
+    #[serde(default)]
+    pub steps: Vec<RequestConfig>,
+    /// Probe interval (down to 50ms).
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Per-request timeout.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Downtime budget; above it the upgrade fails its check (exit 1).
+    #[serde(default, with = "humantime_serde")]
+    pub max_downtime: Option<Duration>,
+    /// One probe per host (named `name@host`, `{host}` in URLs is its address:port).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+impl ProbeConfig {
+    /// The requests one probe makes, in order.
+    pub fn requests(&self) -> Vec<RequestConfig> {
+        match (self.kind, &self.url) {
+            (ProbeKind::Cycle, _) => self.steps.clone(),
+            (ProbeKind::Http, Some(url)) => vec![RequestConfig {
+                url: url.clone(),
+                method: self.method.clone(),
+                headers: self.headers.clone(),
+                body: self.body.clone(),
+                expect_status: self.expect_status.clone(),
+                body_contains: self.body_contains.clone(),
+                capture: None,
+            }],
+            (ProbeKind::Http, None) => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    #[default]
+    Http,
+    Cycle,
+}
+
+/// One HTTP request. URLs may name hosts as `{lb}`, `{node1}` (address:port), `{host}` for
+/// per-host probes, and values captured by an earlier cycle step as `{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestConfig {
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// Accepted statuses (default: any 2xx).
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    /// Text the response body must contain.
+    pub body_contains: Option<String>,
+    /// Cycle steps: a top-level JSON field of the response to use as `{field}` later.
+    pub capture: Option<String>,
+}
+
+/// `[probing]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probing {
+    /// How long to probe before the first upgrade action (the latency baseline).
+    #[serde(default = "default_baseline", with = "humantime_serde")]
+    pub baseline: Duration,
+}
+
+impl Default for Probing {
+    fn default() -> Self {
+        Probing {
+            baseline: default_baseline(),
+        }
+    }
+}
+
+/// `[[persistent]]`: a resource created through the system's API before the upgrade.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistentConfig {
+    pub name: String,
+    pub create: RequestConfig,
+    /// Reads it back; its body (or `json_pointer` into it) is checksummed.
+    pub read: RequestConfig,
+    pub delete: RequestConfig,
+    /// RFC 6901 pointer of the part of the read body that must not change (e.g. `/content`).
+    pub json_pointer: Option<String>,
+}
+
+/// `[deploy]`: an ordered list of actions.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
@@ -149,6 +295,21 @@ pub enum Teardown {
     Host,
 }
 
+fn default_results() -> String {
+    "stdout".into()
+}
+fn default_interval() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_baseline() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_method() -> String {
+    "GET".into()
+}
 fn default_timeout() -> Duration {
     Duration::from_secs(30 * 60)
 }
@@ -227,6 +388,12 @@ impl Config {
         };
         check_name(&self.lab.name).map_err(|m| problem("lab.name", m))?;
         check_provider(&self.provider).map_err(|(k, m)| problem(k, m))?;
+        for (i, probe) in self.probes.iter().enumerate() {
+            check_probe(probe).map_err(|m| problem(&format!("probes[{i}]"), m))?;
+        }
+        for (i, p) in self.persistent.iter().enumerate() {
+            check_name(&p.name).map_err(|m| problem(&format!("persistent[{i}]"), m))?;
+        }
         for (key, action) in self.actions() {
             check_action(action).map_err(|m| problem(&key, m))?;
         }
@@ -285,6 +452,19 @@ fn check_provider(p: &ProviderConfig) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
+}
+
+fn check_probe(probe: &ProbeConfig) -> Result<(), String> {
+    check_name(&probe.name)?;
+    match probe.kind {
+        ProbeKind::Http if probe.url.is_none() => Err("an `http` probe needs a `url`".into()),
+        ProbeKind::Http if !probe.steps.is_empty() => Err("`steps` belong to `kind = \"cycle\"`".into()),
+        ProbeKind::Cycle if probe.steps.is_empty() => Err("a `cycle` probe needs `steps`".into()),
+        ProbeKind::Cycle if probe.url.is_some() => Err("a `cycle` probe has `steps`, not a `url`".into()),
+        _ if probe.interval < Duration::from_millis(10) => Err("`interval` below 10ms".into()),
+        _ if probe.timeout.is_zero() => Err("`timeout` must be above 0".into()),
+        _ => Ok(()),
+    }
 }
 
 fn check_action(action: &Action) -> Result<(), String> {

@@ -55,6 +55,9 @@ pub enum Layer {
     Network,
     Vm,
     Process,
+    /// Data created through the system's API (persistent resources): removed first, while
+    /// the API still answers.
+    Data,
 }
 
 impl Layer {

@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod ansible;
+pub mod availability;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod context;
 pub mod evidence;
 pub mod exit;
 pub mod journal;
+pub mod probe;
 pub mod procs;
 pub mod provider;
 pub mod render;

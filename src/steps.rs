@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use crate::action::{self, Vars};
+use crate::availability;
 use crate::cleanup;
 use crate::cli::Phase;
 use crate::config::{Action, Teardown, UpgradeMode};
@@ -140,22 +141,28 @@ fn upgrade(ctx: &mut Ctx) -> anyhow::Result<()> {
     let release = ctx.journal.state.to_release.clone();
     let upgrade = ctx.config.upgrade.clone();
     let vars = base_vars(ctx, "upgrade", &release);
-    match upgrade.mode {
-        UpgradeMode::AllAtOnce => {
-            let action = upgrade
-                .action
-                .context("all-at-once upgrade without an action")?;
-            run_actions(ctx, "upgrade", std::slice::from_ref(&action), vars)
+    let actions: Vec<Action> = match upgrade.mode {
+        UpgradeMode::AllAtOnce => vec![upgrade.action.context("all-at-once upgrade without an action")?],
+        UpgradeMode::Rolling => upgrade.components.clone(),
+    };
+    let mut watch = availability::Watch::start(ctx)?;
+    let mut result = Ok(());
+    for action in &actions {
+        let mut vars = vars.clone();
+        if upgrade.mode == UpgradeMode::Rolling {
+            vars.insert("rollci_component".into(), json!(action.name));
         }
-        UpgradeMode::Rolling => {
-            for component in &upgrade.components {
-                let mut vars = vars.clone();
-                vars.insert("rollci_component".into(), json!(component.name));
-                run_actions(ctx, "upgrade", std::slice::from_ref(component), vars)?;
-            }
-            Ok(())
+        watch.begin(&action.name);
+        result = run_actions(ctx, "upgrade", std::slice::from_ref(action), vars);
+        watch.end();
+        if result.is_err() {
+            break;
         }
     }
+    // The evidence is written whatever happened; an infrastructure failure outranks the
+    // downtime verdict.
+    let verdict = watch.finish(ctx);
+    result.and(verdict)
 }
 
 /// A failed verification is the system under test failing a check, unless the tooling

@@ -1,0 +1,216 @@
+//! Availability probes: every configured service probed on a fixed schedule, in-process, for
+//! exactly as long as the caller keeps the [`Monitor`]. No background process, no stop file.
+//!
+//! Each service gets its own ticker; each tick launches its probe as a separate task, so a
+//! slow probe never delays the next one, and a late tick is skipped rather than burst.
+
+mod analyze;
+mod request;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{ProbeConfig, RequestConfig};
+use crate::evidence::ProbeRecord;
+
+pub use analyze::{analyze, over_budget};
+pub use request::{Outcome, expand, send};
+
+/// The label of probes taken before the first upgrade action.
+pub const BASELINE: &str = "baseline";
+
+/// One concrete probe: a service name and the requests it makes.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub service: String,
+    pub url: String,
+    pub requests: Vec<RequestConfig>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub budget: Option<Duration>,
+}
+
+/// Expands the lab's probes: hosts named in URLs become `address:port`, per-host probes one
+/// spec per host.
+pub fn specs(probes: &[ProbeConfig], hosts: &BTreeMap<String, String>) -> anyhow::Result<Vec<Spec>> {
+    let mut specs = Vec::new();
+    for probe in probes {
+        let targets: Vec<Option<&String>> = if probe.hosts.is_empty() {
+            vec![None]
+        } else {
+            probe.hosts.iter().map(Some).collect()
+        };
+        for target in targets {
+            let mut vars = hosts.clone();
+            let mut service = probe.name.clone();
+            if let Some(host) = target {
+                let address = hosts
+                    .get(host)
+                    .with_context(|| format!("probe `{}` names unknown host `{host}`", probe.name))?;
+                vars.insert("host".into(), address.clone());
+                service = format!("{}@{host}", probe.name);
+            }
+            let requests = probe
+                .requests()
+                .into_iter()
+                .map(|mut r| {
+                    r.url = expand(&r.url, &vars);
+                    r
+                })
+                .collect::<Vec<_>>();
+            specs.push(Spec {
+                service,
+                url: requests.first().map(|r| r.url.clone()).unwrap_or_default(),
+                requests,
+                interval: probe.interval,
+                timeout: probe.timeout,
+                budget: probe.max_downtime,
+            });
+        }
+    }
+    Ok(specs)
+}
+
+/// Probes running in the background of the calling thread.
+pub struct Monitor {
+    stop: watch::Sender<bool>,
+    action: Arc<Mutex<String>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<Vec<ProbeRecord>>>>,
+    pub file: PathBuf,
+}
+
+impl Monitor {
+    /// Starts probing; every result is appended to `file` (JSON lines) as it arrives.
+    pub fn start(specs: Vec<Spec>, file: &Path) -> anyhow::Result<Monitor> {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let out = std::fs::File::create(file)
+            .with_context(|| format!("failed to create `{}`", file.display()))?;
+        let (stop, stopped) = watch::channel(false);
+        let action = Arc::new(Mutex::new(BASELINE.to_string()));
+        let shared = Arc::clone(&action);
+        let thread = std::thread::Builder::new()
+            .name("probes".into())
+            .spawn(move || run(specs, out, stopped, shared))
+            .context("failed to start the probe thread")?;
+        Ok(Monitor {
+            stop,
+            action,
+            thread: Some(thread),
+            file: file.to_path_buf(),
+        })
+    }
+
+    /// Tags the probes started from now on with the running upgrade action.
+    pub fn set_action(&self, name: &str) {
+        if let Ok(mut a) = self.action.lock() {
+            *a = name.to_string();
+        }
+    }
+
+    /// Stops scheduling, waits for probes in flight and returns every result, in time order.
+    pub fn stop(mut self) -> anyhow::Result<Vec<ProbeRecord>> {
+        let _ = self.stop.send(true);
+        let thread = self.thread.take().context("monitor already stopped")?;
+        let mut records = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the probe thread panicked"))??;
+        records.sort_by_key(|r| r.t);
+        Ok(records)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn run(
+    specs: Vec<Spec>,
+    out: std::fs::File,
+    stopped: watch::Receiver<bool>,
+    action: Arc<Mutex<String>>,
+) -> anyhow::Result<Vec<ProbeRecord>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the probe runtime")?;
+    runtime.block_on(schedule(specs, out, stopped, action))
+}
+
+async fn schedule(
+    specs: Vec<Spec>,
+    out: std::fs::File,
+    stopped: watch::Receiver<bool>,
+    action: Arc<Mutex<String>>,
+) -> anyhow::Result<Vec<ProbeRecord>> {
+    let client = request::client()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(collect(rx, out));
+    let mut tickers = Vec::new();
+    for spec in specs {
+        let ctx = (client.clone(), tx.clone(), stopped.clone(), Arc::clone(&action));
+        tickers.push(tokio::spawn(tick(Arc::new(spec), ctx)));
+    }
+    drop(tx);
+    for t in tickers {
+        t.await.context("a probe ticker failed")?;
+    }
+    writer.await.context("the probe writer failed")?
+}
+
+type TickCtx = (
+    reqwest::Client,
+    mpsc::UnboundedSender<ProbeRecord>,
+    watch::Receiver<bool>,
+    Arc<Mutex<String>>,
+);
+
+/// Launches one probe per interval until stopped, then waits for those in flight.
+async fn tick(spec: Arc<Spec>, (client, tx, mut stopped, action): TickCtx) {
+    let mut interval = tokio::time::interval(spec.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stopped.changed() => break,
+        }
+        if *stopped.borrow() {
+            break;
+        }
+        let label = action.lock().map(|a| a.clone()).unwrap_or_default();
+        let (client, spec, tx) = (client.clone(), Arc::clone(&spec), tx.clone());
+        in_flight.spawn(async move {
+            let t = Utc::now();
+            let outcome = send(&client, &spec.requests, spec.timeout).await;
+            let _ = tx.send(outcome.record(&spec.service, t, label));
+        });
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<ProbeRecord>,
+    out: std::fs::File,
+) -> anyhow::Result<Vec<ProbeRecord>> {
+    let mut out = std::io::BufWriter::new(out);
+    let mut records = Vec::new();
+    while let Some(record) = rx.recv().await {
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+        records.push(record);
+    }
+    out.flush().context("failed to write the probes file")?;
+    Ok(records)
+}
