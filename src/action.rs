@@ -108,7 +108,8 @@ fn run_attempt(
     Ok((ended?, inv))
 }
 
-fn invocation(
+/// The invocation of an action's attempt (also used for the smoke command).
+pub fn invocation(
     ctx: &Ctx,
     action: &Action,
     vars: &Vars,
@@ -122,6 +123,10 @@ fn invocation(
         "ROLLCI_VARS".into(),
         Value::Object(vars.clone()).to_string(),
     ));
+    for h in &ctx.journal.state.hosts {
+        let name = format!("ROLLCI_HOST_{}", h.name.to_uppercase().replace('-', "_"));
+        env.push((name, format!("{}:{}", h.address, h.port)));
+    }
     let exported = vars.iter().filter(|(k, _)| k.starts_with("rollci_"));
     env.extend(exported.filter_map(|(k, v)| Some((k.to_uppercase(), v.as_str()?.to_string()))));
     let timeout = action.timeout.unwrap_or(ctx.config.lab.default_timeout);
@@ -153,6 +158,7 @@ fn invocation(
         timeout,
         label,
         log,
+        stdout: None,
     })
 }
 

@@ -34,7 +34,10 @@ impl Watch {
             ..Availability::default()
         };
         if ctx.config.probes.is_empty() {
-            return Ok(Watch { running: None, availability });
+            return Ok(Watch {
+                running: None,
+                availability,
+            });
         }
         let specs = probe::specs(&ctx.config.probes, &host_vars(&ctx.journal.state))?;
         let file = evidence::dir(&ctx.workspace).join("probes.jsonl");
@@ -86,7 +89,10 @@ impl Watch {
         if over.is_empty() {
             Ok(())
         } else {
-            Err(fail(Kind::Check, format!("downtime over budget: {}", over.join("; "))))
+            Err(fail(
+                Kind::Check,
+                format!("downtime over budget: {}", over.join("; ")),
+            ))
         }
     }
 }
@@ -94,7 +100,10 @@ impl Watch {
 /// One line per service: the figures a person looks for first.
 pub fn print_services(availability: &Availability) {
     for s in &availability.services {
-        let budget = s.budget_ms.map(|b| format!(", budget {b} ms")).unwrap_or_default();
+        let budget = s
+            .budget_ms
+            .map(|b| format!(", budget {b} ms"))
+            .unwrap_or_default();
         println!(
             "--- {}: {} probes, {:.3}% available, {} ms down in {} window(s){budget}",
             s.name,

@@ -5,6 +5,7 @@ use crate::config::Teardown;
 use crate::context::Ctx;
 use crate::exit::{Kind, fail};
 use crate::journal::{Outcome, Resource, State, Status};
+use crate::persistent;
 use crate::provider::Destroyed;
 use crate::steps::FLOW;
 
@@ -49,7 +50,12 @@ pub fn destroy(ctx: &mut Ctx, filter: impl Fn(&Resource) -> bool) -> anyhow::Res
             .resource(&id)
             .cloned()
             .expect("ordered ids exist");
-        match ctx.provider.destroy(&resource) {
+        let destroyed = if resource.kind == persistent::KIND {
+            persistent::destroy(&resource)
+        } else {
+            ctx.provider.destroy(&resource)
+        };
+        match destroyed {
             Ok(how) => {
                 match how {
                     Destroyed::Now => tally.destroyed += 1,

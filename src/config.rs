@@ -458,9 +458,13 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), String> {
     check_name(&probe.name)?;
     match probe.kind {
         ProbeKind::Http if probe.url.is_none() => Err("an `http` probe needs a `url`".into()),
-        ProbeKind::Http if !probe.steps.is_empty() => Err("`steps` belong to `kind = \"cycle\"`".into()),
+        ProbeKind::Http if !probe.steps.is_empty() => {
+            Err("`steps` belong to `kind = \"cycle\"`".into())
+        }
         ProbeKind::Cycle if probe.steps.is_empty() => Err("a `cycle` probe needs `steps`".into()),
-        ProbeKind::Cycle if probe.url.is_some() => Err("a `cycle` probe has `steps`, not a `url`".into()),
+        ProbeKind::Cycle if probe.url.is_some() => {
+            Err("a `cycle` probe has `steps`, not a `url`".into())
+        }
         _ if probe.interval < Duration::from_millis(10) => Err("`interval` below 10ms".into()),
         _ if probe.timeout.is_zero() => Err("`timeout` must be above 0".into()),
         _ => Ok(()),

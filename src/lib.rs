@@ -14,6 +14,8 @@ pub mod context;
 pub mod evidence;
 pub mod exit;
 pub mod journal;
+pub mod junit;
+pub mod persistent;
 pub mod probe;
 pub mod procs;
 pub mod provider;
@@ -21,8 +23,10 @@ pub mod render;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod smoke;
 pub mod status;
 pub mod steps;
+pub mod subunit;
 pub mod tools;
 
 /// Runs a parsed command line and returns the process exit code; errors are printed here,

@@ -89,9 +89,14 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let started = start_time(pid).unwrap();
-        assert!(with_marker("test-run-marker-xyz").contains(&(pid, started)));
+        // The kernel shows the new environment once exec is done: allow a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !with_marker("test-run-marker-xyz").contains(&(pid, started)) {
+            assert!(Instant::now() < deadline, "marker of {pid} never seen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let reaper = std::thread::spawn(move || child.wait());
-        stop(pid, started, Duration::from_secs(2)).unwrap();
+        stop(pid, started, Duration::from_secs(2)).expect("stop");
         reaper.join().unwrap().unwrap();
         assert!(!is_running(pid, started));
         stop(pid, started, Duration::from_secs(2)).unwrap();

@@ -29,6 +29,8 @@ pub struct Invocation {
     /// Prefix of every output line, e.g. `deploy/deploy-lab#1`.
     pub label: String,
     pub log: PathBuf,
+    /// Raw stdout goes to this file instead of the log (a subunit stream, say).
+    pub stdout: Option<PathBuf>,
 }
 
 /// How a process ended.
@@ -91,12 +93,18 @@ pub fn run(inv: &Invocation) -> anyhow::Result<Ended> {
 }
 
 fn spawn(inv: &Invocation) -> anyhow::Result<Child> {
+    let stdout = match &inv.stdout {
+        Some(path) => Stdio::from(
+            File::create(path).with_context(|| format!("failed to create `{}`", path.display()))?,
+        ),
+        None => Stdio::piped(),
+    };
     Command::new(&inv.program)
         .args(&inv.args)
         .envs(inv.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&inv.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
@@ -218,6 +226,7 @@ mod tests {
             timeout,
             label: "test/a#1".into(),
             log: dir.join("logs/a.log"),
+            stdout: None,
         }
     }
 

@@ -15,6 +15,8 @@ use crate::config::{Action, Teardown, UpgradeMode};
 use crate::context::Ctx;
 use crate::exit::{self, Kind, fail};
 use crate::journal::{Outcome, StepRecord};
+use crate::persistent;
+use crate::smoke;
 
 /// A step of the pipeline, as recorded in the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,8 @@ fn deploy(ctx: &mut Ctx) -> anyhow::Result<()> {
     run_actions(ctx, "deploy", &actions, base_vars(ctx, "deploy", &release))
 }
 
+/// Verification: the lab's actions, the persistent resources, the smoke suite. Every part
+/// runs and leaves its evidence; their check failures are reported together.
 fn verify(ctx: &mut Ctx, phase: Phase) -> anyhow::Result<()> {
     ctx.require_lab()?;
     let expected = match phase {
@@ -131,9 +135,27 @@ fn verify(ctx: &mut Ctx, phase: Phase) -> anyhow::Result<()> {
     let mut vars = base_vars(ctx, "verify", &expected);
     vars.insert("rollci_phase".into(), json!(phase.as_str()));
     vars.insert("rollci_expected_release".into(), json!(expected));
+    let label = format!("verify:{}", phase.as_str());
     let actions = ctx.config.verify.actions.clone();
-    run_actions(ctx, &format!("verify:{}", phase.as_str()), &actions, vars)
-        .map_err(reclassify_as_check)
+    let mut problems = Vec::new();
+    if let Err(err) = run_actions(ctx, &label, &actions, vars.clone()) {
+        match reclassify_as_check(err) {
+            e if exit::kind_of(&e) == Kind::Check => problems.push(format!("{e:#}")),
+            e => return Err(e),
+        }
+    }
+    problems.extend(match phase {
+        Phase::Before => persistent::create_all(ctx)?,
+        Phase::After => persistent::verify_all(ctx)?,
+    });
+    if let Some(smoke) = ctx.config.verify.smoke.clone() {
+        problems.extend(smoke::run(ctx, &smoke, phase, &vars)?);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(Kind::Check, problems.join("; ")))
+    }
 }
 
 fn upgrade(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -142,7 +164,11 @@ fn upgrade(ctx: &mut Ctx) -> anyhow::Result<()> {
     let upgrade = ctx.config.upgrade.clone();
     let vars = base_vars(ctx, "upgrade", &release);
     let actions: Vec<Action> = match upgrade.mode {
-        UpgradeMode::AllAtOnce => vec![upgrade.action.context("all-at-once upgrade without an action")?],
+        UpgradeMode::AllAtOnce => vec![
+            upgrade
+                .action
+                .context("all-at-once upgrade without an action")?,
+        ],
         UpgradeMode::Rolling => upgrade.components.clone(),
     };
     let mut watch = availability::Watch::start(ctx)?;

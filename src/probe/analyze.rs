@@ -12,7 +12,10 @@ pub fn analyze(specs: &[Spec], records: &[ProbeRecord]) -> Vec<ServiceReport> {
     specs
         .iter()
         .map(|spec| {
-            let mine: Vec<&ProbeRecord> = records.iter().filter(|r| r.service == spec.service).collect();
+            let mine: Vec<&ProbeRecord> = records
+                .iter()
+                .filter(|r| r.service == spec.service)
+                .collect();
             service(spec, &mine)
         })
         .collect()
@@ -52,7 +55,11 @@ fn service(spec: &Spec, records: &[&ProbeRecord]) -> ServiceReport {
         url: spec.url.clone(),
         probes: during.len() as u64,
         failures,
-        availability: if during.is_empty() { 100.0 } else { ok as f64 * 100.0 / during.len() as f64 },
+        availability: if during.is_empty() {
+            100.0
+        } else {
+            ok as f64 * 100.0 / during.len() as f64
+        },
         downtime_ms,
         windows,
         latency_ms: percentiles(&during),
@@ -92,7 +99,11 @@ fn window(failed: &[&ProbeRecord], end: DateTime<Utc>) -> Window {
     for r in failed {
         *classes.entry(r.outcome.as_str()).or_insert(0) += 1;
     }
-    let class = classes.iter().max_by_key(|(_, n)| **n).map(|(c, _)| c.to_string()).unwrap_or_default();
+    let class = classes
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(c, _)| c.to_string())
+        .unwrap_or_default();
     Window {
         start,
         end,
@@ -105,7 +116,11 @@ fn window(failed: &[&ProbeRecord], end: DateTime<Utc>) -> Window {
 
 /// p50/p95/p99 of the successful probes' latency (nearest rank).
 fn percentiles(records: &[&ProbeRecord]) -> Option<Percentiles> {
-    let mut ms: Vec<f64> = records.iter().filter(|r| r.outcome == "ok").map(|r| r.latency_ms).collect();
+    let mut ms: Vec<f64> = records
+        .iter()
+        .filter(|r| r.outcome == "ok")
+        .map(|r| r.latency_ms)
+        .collect();
     if ms.is_empty() {
         return None;
     }
@@ -163,7 +178,10 @@ mod tests {
         assert_eq!(report.windows[0].duration_ms, 100);
         assert_eq!(report.windows[0].action.as_deref(), Some("node1"));
         assert_eq!(report.windows[0].class, "refused");
-        assert_eq!(report.windows[1].duration_ms, 2, "open window ends with its last probe");
+        assert_eq!(
+            report.windows[1].duration_ms, 2,
+            "open window ends with its last probe"
+        );
         assert_eq!(report.downtime_ms, 102);
         assert!(!report.within_budget);
         assert_eq!(report.failures["refused"], 2);

@@ -21,7 +21,7 @@ use crate::config::{ProbeConfig, RequestConfig};
 use crate::evidence::ProbeRecord;
 
 pub use analyze::{analyze, over_budget};
-pub use request::{Outcome, expand, send};
+pub use request::{Outcome, accepted, client, exchange, expand, send};
 
 /// The label of probes taken before the first upgrade action.
 pub const BASELINE: &str = "baseline";
@@ -39,7 +39,10 @@ pub struct Spec {
 
 /// Expands the lab's probes: hosts named in URLs become `address:port`, per-host probes one
 /// spec per host.
-pub fn specs(probes: &[ProbeConfig], hosts: &BTreeMap<String, String>) -> anyhow::Result<Vec<Spec>> {
+pub fn specs(
+    probes: &[ProbeConfig],
+    hosts: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Spec>> {
     let mut specs = Vec::new();
     for probe in probes {
         let targets: Vec<Option<&String>> = if probe.hosts.is_empty() {
@@ -51,9 +54,9 @@ pub fn specs(probes: &[ProbeConfig], hosts: &BTreeMap<String, String>) -> anyhow
             let mut vars = hosts.clone();
             let mut service = probe.name.clone();
             if let Some(host) = target {
-                let address = hosts
-                    .get(host)
-                    .with_context(|| format!("probe `{}` names unknown host `{host}`", probe.name))?;
+                let address = hosts.get(host).with_context(|| {
+                    format!("probe `{}` names unknown host `{host}`", probe.name)
+                })?;
                 vars.insert("host".into(), address.clone());
                 service = format!("{}@{host}", probe.name);
             }
@@ -158,7 +161,12 @@ async fn schedule(
     let writer = tokio::spawn(collect(rx, out));
     let mut tickers = Vec::new();
     for spec in specs {
-        let ctx = (client.clone(), tx.clone(), stopped.clone(), Arc::clone(&action));
+        let ctx = (
+            client.clone(),
+            tx.clone(),
+            stopped.clone(),
+            Arc::clone(&action),
+        );
         tickers.push(tokio::spawn(tick(Arc::new(spec), ctx)));
     }
     drop(tx);

@@ -55,7 +55,11 @@ pub fn expand(template: &str, vars: &BTreeMap<String, String>) -> String {
 }
 
 /// Runs the requests in order; the first that fails decides the outcome.
-pub async fn send(client: &reqwest::Client, requests: &[RequestConfig], timeout: Duration) -> Outcome {
+pub async fn send(
+    client: &reqwest::Client,
+    requests: &[RequestConfig],
+    timeout: Duration,
+) -> Outcome {
     let started = Instant::now();
     let mut captured = BTreeMap::new();
     let mut last_status = None;
@@ -101,16 +105,18 @@ async fn one(
             .header("content-type", "application/json")
             .body(expand(body, captured));
     }
-    let response = builder.send().await.map_err(classify)?;
-    let status = response.status().as_u16();
-    let body = response.text().await.map_err(classify)?;
+    let (status, body) = fetch(builder).await?;
     check(request, status, &body)?;
     if let Some(field) = &request.capture {
         let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let text = match &value[field.as_str()] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => {
-                return Err(("status", Some(status), format!("no `{field}` in the response")));
+                return Err((
+                    "status",
+                    Some(status),
+                    format!("no `{field}` in the response"),
+                ));
             }
             other => other.to_string(),
         };
@@ -119,14 +125,52 @@ async fn one(
     Ok(status)
 }
 
-fn check(request: &RequestConfig, status: u16, body: &str) -> Result<(), Failure> {
-    let status_ok = if request.expect_status.is_empty() {
+async fn fetch(builder: reqwest::RequestBuilder) -> Result<(u16, String), Failure> {
+    let response = builder.send().await.map_err(classify)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(classify)?;
+    Ok((status, body))
+}
+
+/// One request outside a probe schedule: its status and body, or why it failed
+/// (`refused`, `timeout`, `other` and a message). Statuses are not judged here.
+pub async fn exchange(
+    client: &reqwest::Client,
+    request: &RequestConfig,
+    timeout: Duration,
+) -> Result<(u16, String), (&'static str, String)> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| ("other", format!("bad method `{}`", request.method)))?;
+    let mut builder = client.request(method, &request.url).timeout(timeout);
+    for (k, v) in &request.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(body) = &request.body {
+        builder = builder
+            .header("content-type", "application/json")
+            .body(body.clone());
+    }
+    fetch(builder)
+        .await
+        .map_err(|(class, _, text)| (class, text))
+}
+
+/// Whether a status is one the request accepts (any 2xx when it names none).
+pub fn accepted(request: &RequestConfig, status: u16) -> bool {
+    if request.expect_status.is_empty() {
         (200..300).contains(&status)
     } else {
         request.expect_status.contains(&status)
-    };
-    if !status_ok {
-        return Err(("status", Some(status), format!("unexpected status {status}")));
+    }
+}
+
+fn check(request: &RequestConfig, status: u16, body: &str) -> Result<(), Failure> {
+    if !accepted(request, status) {
+        return Err((
+            "status",
+            Some(status),
+            format!("unexpected status {status}"),
+        ));
     }
     if let Some(needle) = &request.body_contains {
         if !body.contains(needle.as_str()) {
@@ -169,7 +213,10 @@ mod tests {
     #[test]
     fn expand_replaces_known_names_only() {
         let vars = BTreeMap::from([("lb".to_string(), "127.0.0.2:80".to_string())]);
-        assert_eq!(expand("http://{lb}/x/{id}", &vars), "http://127.0.0.2:80/x/{id}");
+        assert_eq!(
+            expand("http://{lb}/x/{id}", &vars),
+            "http://127.0.0.2:80/x/{id}"
+        );
     }
 
     #[tokio::test]

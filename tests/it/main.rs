@@ -5,3 +5,4 @@ mod config_errors;
 mod failures;
 mod lab;
 mod pipeline;
+mod results;
