@@ -71,6 +71,15 @@ pub enum Command {
     Doctor,
     /// Read a subunit v2 (or JUnit XML) results file: print its counts, convert it.
     Results(ResultsArgs),
+    /// Run the lab's availability probes alone (Ctrl-C stops them; results are written).
+    Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// How long to probe (e.g. `30s`, `5m`); without it, until Ctrl-C.
+    #[arg(long, env = "ROLLCI_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

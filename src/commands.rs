@@ -27,6 +27,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Inventory => inventory_cmd(g),
         Command::Doctor => doctor(g),
         Command::Results(args) => crate::results::command(&args),
+        Command::Monitor(args) => monitor(g, args.duration),
     }
 }
 
@@ -42,13 +43,37 @@ fn report_cmd(g: &Global) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The `report` step: local reports first (they must survive a failed push), then
+/// Elasticsearch when `ROLLCI_ES_URL` is set.
 fn write_report(ctx: &mut Ctx) -> anyhow::Result<()> {
     steps::begin(ctx, "report", None)?;
-    let result = report::write(&ctx.journal.state, &ctx.workspace).map(|path| {
-        println!("--- report: {}", path.display());
-    });
+    let result = local_reports(ctx).and_then(|()| push_reports(ctx));
     steps::end(ctx, &result)?;
+    let _ = report::write_all(&ctx.journal.state, &ctx.workspace);
     result
+}
+
+fn local_reports(ctx: &Ctx) -> anyhow::Result<()> {
+    for path in report::write_all(&ctx.journal.state, &ctx.workspace)? {
+        println!("--- report: {}", path.display());
+    }
+    Ok(())
+}
+
+fn push_reports(ctx: &Ctx) -> anyhow::Result<()> {
+    let Some(config) = crate::es::EsConfig::from_env()? else {
+        return Ok(());
+    };
+    match crate::es::push_workspace(&ctx.workspace, &ctx.journal.state, &config) {
+        Ok(outcome) => {
+            println!("--- elasticsearch: {outcome}");
+            Ok(())
+        }
+        Err(err) => Err(fail(
+            Kind::Infra,
+            format!("failed to push to Elasticsearch (the local reports are written): {err:#}"),
+        )),
+    }
 }
 
 fn cleanup_cmd(g: &Global) -> anyhow::Result<u8> {
@@ -63,8 +88,8 @@ fn cleanup_step(ctx: &mut Ctx) -> anyhow::Result<()> {
     steps::begin(ctx, "cleanup", None)?;
     let result = cleanup::run(ctx);
     steps::end(ctx, &result)?;
-    // The summary must show the cleanup's outcome and any leak.
-    let _ = report::write(&ctx.journal.state, &ctx.workspace);
+    // The reports must show the cleanup's outcome and any leak.
+    let _ = report::write_all(&ctx.journal.state, &ctx.workspace);
     steps::outcome_banner("cleanup", &result, started);
     result
 }
@@ -164,4 +189,68 @@ fn doctor(g: &Global) -> anyhow::Result<u8> {
     }
     println!("all {} tools found", checks.len());
     Ok(exit::OK)
+}
+
+/// Probes alone, for debugging by hand: no lock (an upgrade may be running in another
+/// rollci), results in `evidence/monitor-<time>.jsonl` and printed per service.
+fn monitor(g: &Global, duration: Option<std::time::Duration>) -> anyhow::Result<u8> {
+    let config = context::load_config(g)?;
+    let state = read_state(g)?;
+    if config.probes.is_empty() {
+        return Err(fail(Kind::Usage, "the lab file has no [[probes]]"));
+    }
+    let specs = crate::probe::specs(&config.probes, &crate::availability::host_vars(&state))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let file = crate::evidence::dir(&g.workspace()).join(format!("monitor-{stamp}.jsonl"));
+    let mut availability = crate::evidence::Availability {
+        started: Some(chrono::Utc::now()),
+        probes_file: Some(file.clone()),
+        ..Default::default()
+    };
+    let monitor = crate::probe::Monitor::start(specs.clone(), &file)?;
+    monitor.set_action("monitor");
+    println!("--- probing {} service(s); Ctrl-C stops", specs.len());
+    wait_for(duration)?;
+    let records = monitor.stop()?;
+    availability.ended = Some(chrono::Utc::now());
+    availability.services = crate::probe::analyze(&specs, &records);
+    crate::availability::print_services(&availability);
+    let name = format!("monitor-{stamp}.json");
+    let path = crate::evidence::write(&g.workspace(), &name, &availability)?;
+    println!(
+        "--- probes: {}\n--- summary: {}",
+        file.display(),
+        path.display()
+    );
+    let over = crate::probe::over_budget(&availability.services);
+    if over.is_empty() {
+        Ok(exit::OK)
+    } else {
+        Err(fail(
+            Kind::Check,
+            format!("downtime over budget: {}", over.join("; ")),
+        ))
+    }
+}
+
+/// Sleeps for the duration, or until Ctrl-C (SIGINT) or SIGTERM.
+fn wait_for(duration: Option<std::time::Duration>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let sleep = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = tokio::signal::ctrl_c() => println!("--- interrupted: writing the results"),
+            _ = term.recv() => println!("--- terminated: writing the results"),
+        }
+        Ok(())
+    })
 }

@@ -185,3 +185,12 @@ pub fn write(state: &State, workspace: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("failed to write `{}`", path.display()))?;
     Ok(path)
 }
+
+/// Every local report of the workspace: `summary.json`, the JUnit files, `report.html`.
+/// Written as each step ends, so a build that stops anywhere still has its evidence.
+pub fn write_all(state: &State, workspace: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = vec![write(state, workspace)?];
+    written.extend(crate::junit::write_all(workspace)?);
+    written.push(crate::html::write(workspace, state)?);
+    Ok(written)
+}

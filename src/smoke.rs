@@ -1,7 +1,7 @@
 //! The smoke suite of `verify`: the lab's test command, its subunit v2 (or JUnit) results
 //! read natively, counted, compared with the phase before, kept as evidence.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::action::{self, Vars};
 use crate::cli::Phase;
@@ -38,10 +38,12 @@ pub fn run(
         max_failures: Some(config.max_failures),
         regressions: Vec::new(),
     };
-    if phase == Phase::After {
-        if let Some(before) = evidence::read::<Smoke>(&ctx.workspace, "smoke-before.json")? {
-            smoke.regressions = results::regressions(&before.tests, &smoke.tests);
-        }
+    let before = match phase {
+        Phase::After => evidence::read::<Smoke>(&ctx.workspace, "smoke-before.json")?,
+        Phase::Before => None,
+    };
+    if let Some(before) = before {
+        smoke.regressions = results::regressions(&before.tests, &smoke.tests);
     }
     evidence::write(
         &ctx.workspace,
@@ -57,7 +59,7 @@ fn run_command(
     config: &SmokeConfig,
     phase: Phase,
     vars: &Vars,
-    file: &PathBuf,
+    file: &Path,
 ) -> anyhow::Result<()> {
     let action = Action {
         name: "smoke".into(),
@@ -75,7 +77,7 @@ fn run_command(
         .join(format!("verify-{}-smoke.log", phase.as_str()));
     let mut inv = action::invocation(ctx, &action, vars, label, log)?;
     if config.results == "stdout" {
-        inv.stdout = Some(file.clone());
+        inv.stdout = Some(file.to_path_buf());
     }
     let ended = runner::run(&inv)?;
     // Test runners exit non-zero when tests fail: the results decide, not the status.

@@ -16,6 +16,7 @@ use crate::context::Ctx;
 use crate::exit::{self, Kind, fail};
 use crate::journal::{Outcome, StepRecord};
 use crate::persistent;
+use crate::report;
 use crate::smoke;
 
 /// A step of the pipeline, as recorded in the journal.
@@ -67,6 +68,9 @@ pub fn run(ctx: &mut Ctx, step: Step) -> anyhow::Result<()> {
     let result = body(ctx, step);
     let _ = ctx.provider.adopt(&mut ctx.journal);
     end(ctx, &result)?;
+    if let Err(err) = report::write_all(&ctx.journal.state, &ctx.workspace) {
+        println!("!!! could not write the reports: {err:#}");
+    }
     outcome_banner(&step.label(), &result, started);
     result
 }

@@ -443,10 +443,10 @@ fn fold<'a>(
     if let Some((name, bytes)) = packet.file.filter(|(_, b)| !b.is_empty()) {
         entry.files.push((name, bytes));
     }
-    if let Some(name) = packet.status.and_then(Status::final_name) {
-        if let Some(done) = open.remove(&key) {
-            tests.push(finish(done, name));
-        }
+    if let Some(name) = packet.status.and_then(Status::final_name)
+        && let Some(done) = open.remove(&key)
+    {
+        tests.push(finish(done, name));
     }
 }
 

@@ -172,10 +172,12 @@ fn check(request: &RequestConfig, status: u16, body: &str) -> Result<(), Failure
             format!("unexpected status {status}"),
         ));
     }
-    if let Some(needle) = &request.body_contains {
-        if !body.contains(needle.as_str()) {
-            return Err(("status", Some(status), format!("body lacks {needle:?}")));
-        }
+    if let Some(needle) = request
+        .body_contains
+        .as_ref()
+        .filter(|n| !body.contains(n.as_str()))
+    {
+        return Err(("status", Some(status), format!("body lacks {needle:?}")));
     }
     Ok(())
 }

@@ -22,19 +22,37 @@ pub struct Lab {
 
 /// The demo lab file with playbooks made absolute and a unique address block.
 pub fn demo_text(base: [u8; 4]) -> String {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("examples/demo/rollci.toml")).unwrap();
-    let playbooks = Path::new(ROOT).join("examples/demo/playbooks");
-    text.replace(
-        "base_address = \"127.0.0.2\"",
-        &format!(
-            "base_address = \"{}.{}.{}.{}\"",
-            base[0], base[1], base[2], base[3]
-        ),
-    )
-    .replace(
-        "playbook = \"playbooks/",
-        &format!("playbook = \"{}/", playbooks.display()),
-    )
+    example_text("rollci.toml", base)
+}
+
+/// A lab file of `examples/demo/` made runnable from a temp folder: absolute paths, and its
+/// own address block.
+pub fn example_text(name: &str, base: [u8; 4]) -> String {
+    let demo = Path::new(ROOT).join("examples/demo");
+    let text = std::fs::read_to_string(demo.join(name)).unwrap();
+    let address = format!(
+        "base_address = \"{}.{}.{}.{}\"",
+        base[0], base[1], base[2], base[3]
+    );
+    let smoke = demo.join("smoke").display().to_string();
+    text.lines()
+        .map(|line| {
+            if line.starts_with("base_address = ") {
+                address.clone()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "playbook = \"playbooks/",
+            &format!("playbook = \"{}/playbooks/", demo.display()),
+        )
+        .replace(
+            "\"-s\", \"smoke\", \"-t\", \"smoke\"",
+            &format!("\"-s\", \"{smoke}\", \"-t\", \"{smoke}\""),
+        )
 }
 
 /// A random 127.x.y.2 block outside 127.0.0.0/24, so parallel tests never share addresses.
@@ -53,6 +71,20 @@ impl Lab {
     pub fn demo(extra: &str) -> Lab {
         let base = unique_block();
         Lab::with_text(&format!("{}\n{extra}\n", demo_text(base)))
+    }
+
+    /// A lab file of `examples/demo/` plus `extra` TOML appended.
+    pub fn example(name: &str, extra: &str) -> Lab {
+        Lab::with_text(&format!(
+            "{}\n{extra}\n",
+            example_text(name, unique_block())
+        ))
+    }
+
+    /// Reads an evidence or report file of the workspace as JSON.
+    pub fn json(&self, relative: &str) -> Value {
+        let text = std::fs::read_to_string(self.workspace().join(relative)).unwrap();
+        serde_json::from_str(&text).unwrap()
     }
 
     pub fn with_text(text: &str) -> Lab {

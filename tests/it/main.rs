@@ -2,7 +2,9 @@
 //! haproxy, the API nodes), each test in its own workspace, loopback block and port.
 
 mod config_errors;
+mod evidence;
 mod failures;
 mod lab;
 mod pipeline;
+mod reports;
 mod results;
