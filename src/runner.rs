@@ -70,7 +70,10 @@ pub fn run(inv: &Invocation) -> anyhow::Result<Ended> {
     }
     let log = File::create(&inv.log)
         .with_context(|| format!("failed to create log `{}`", inv.log.display()))?;
-    let sink = Arc::new(Mutex::new(log));
+    let sink = Arc::new(Sink {
+        file: Mutex::new(log),
+        secrets: secrets(inv),
+    });
     emit(&sink, &inv.label, &format!("$ {}", shown_command(inv)));
     let mut child = spawn(inv)?;
     let readers = [
@@ -145,11 +148,7 @@ fn terminate(child: &mut Child) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pump<R: Read + Send + 'static>(
-    stream: R,
-    sink: &Arc<Mutex<File>>,
-    label: &str,
-) -> JoinHandle<()> {
+fn pump<R: Read + Send + 'static>(stream: R, sink: &Arc<Sink>, label: &str) -> JoinHandle<()> {
     let sink = Arc::clone(sink);
     let label = label.to_string();
     std::thread::spawn(move || {
@@ -174,11 +173,40 @@ fn join_briefly(handle: JoinHandle<()>) {
     }
 }
 
-/// Writes one timestamped line to the console and the log.
-fn emit(sink: &Mutex<File>, label: &str, line: &str) {
+/// Where a process's output goes, and what must never appear in it.
+struct Sink {
+    file: Mutex<File>,
+    secrets: Vec<String>,
+}
+
+/// Names of environment variables whose values are secrets.
+const SECRET_NAMES: [&str; 6] = [
+    "PASSWORD",
+    "TOKEN",
+    "SECRET",
+    "API_KEY",
+    "APIKEY",
+    "CREDENTIAL",
+];
+
+/// Values of the secret-looking variables the process sees (ours and the invocation's).
+fn secrets(inv: &Invocation) -> Vec<String> {
+    let is_secret = |k: &str| SECRET_NAMES.iter().any(|s| k.to_uppercase().contains(s));
+    std::env::vars()
+        .chain(inv.env.iter().cloned())
+        .filter(|(k, v)| is_secret(k) && v.len() >= 4)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// Writes one timestamped line, secrets masked, to the log and the console.
+fn emit(sink: &Sink, label: &str, line: &str) {
     let stamp = chrono::Utc::now().format("%H:%M:%S%.3f");
-    let text = format!("{stamp} [{label}] {line}\n");
-    if let Ok(mut file) = sink.lock() {
+    let mut text = format!("{stamp} [{label}] {line}\n");
+    for secret in &sink.secrets {
+        text = text.replace(secret.as_str(), "****");
+    }
+    if let Ok(mut file) = sink.file.lock() {
         let _ = file.write_all(text.as_bytes());
         // The console gets the same line; a closed stdout must not stop the step.
         let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -262,6 +290,22 @@ mod tests {
                 .unwrap_or_default()
                 .contains(") Z");
         assert!(!alive, "grandchild {pid} survived the timeout");
+    }
+
+    #[test]
+    fn secrets_in_the_environment_are_masked_in_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = inv(
+            dir.path(),
+            &["-c", "echo \"pw=$OS_PASSWORD\"; echo \"$GREETING\""],
+            Duration::from_secs(10),
+        );
+        i.env.push(("OS_PASSWORD".into(), "s3cr3t-Pa55".into()));
+        assert_eq!(run(&i).unwrap(), Ended::Exited(0));
+        let log = std::fs::read_to_string(dir.path().join("logs/a.log")).unwrap();
+        assert!(log.contains("pw=****"), "{log}");
+        assert!(!log.contains("s3cr3t"), "{log}");
+        assert!(log.contains("hi $(x)"), "non-secrets stay: {log}");
     }
 
     #[test]

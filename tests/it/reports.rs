@@ -229,6 +229,10 @@ fn html_report_renders_in_chromium_with_hostile_names_as_text() {
     let profile = dir.path().join("chromium-profile");
     let dom = chromium_dump_dom(&page, &profile);
 
+    assert!(
+        !dom.trim().is_empty(),
+        "chromium printed no DOM: an injected `alert()` blocks the page"
+    );
     assert!(dom.contains("<svg"), "no SVG timeline in the rendered DOM");
     let timeline = &dom[dom.find("<svg").unwrap()..dom.find("</svg>").unwrap()];
     assert!(
