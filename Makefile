@@ -3,17 +3,18 @@
 # .venv/).
 
 VENV     := $(CURDIR)/.venv
+JJB_VENV := $(CURDIR)/.venv-jjb
 ROLLCI   := $(CURDIR)/target/debug/rollci
 DEMO     := examples/demo/rollci.toml
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint deps build clean-demo
+.PHONY: demo test lint deps test-deps build clean-demo bench
 
 demo: deps build
 	$(ROLLCI) --config $(DEMO) run
 	@echo "status: $(ROLLCI) --config $(DEMO) status"
 
-test: deps
+test: test-deps
 	cargo test --locked --all-targets
 
 lint:
@@ -23,8 +24,25 @@ lint:
 build:
 	cargo build --locked
 
+# Figures printed, never asserted: probe precision and capacity, then subunit parsing
+# against python-subunit.
+bench: $(VENV)/bin/ansible-playbook
+	cargo build --release --locked
+	cargo bench --locked --bench probes
+	$(VENV)/bin/python bench/subunit.py
+
+# What the demo needs: haproxy and ansible-core.
 deps: $(VENV)/bin/ansible-playbook
-	@scripts/need-haproxy
+	@scripts/need-packages haproxy
+
+# What the tests need besides: groovy (the Jenkins harness), chromium (the HTML report),
+# Jenkins Job Builder (the config.xml reference).
+test-deps: deps $(JJB_VENV)/bin/jenkins-jobs
+	@scripts/need-packages groovy chromium
+
+$(JJB_VENV)/bin/jenkins-jobs:
+	python3 -m venv $(JJB_VENV)
+	$(JJB_VENV)/bin/pip install --quiet 'jenkins-job-builder>=6,<7'
 
 $(VENV)/bin/ansible-playbook:
 	python3 -m venv $(VENV)
@@ -33,3 +51,19 @@ $(VENV)/bin/ansible-playbook:
 clean-demo:
 	-$(ROLLCI) --config $(DEMO) cleanup
 	rm -rf examples/demo/.rollci
+
+# The generated Jenkinsfile and job config.xml of every shipped lab, checked in under
+# jenkins/ (a test fails when they are stale). JENKINS_SCM_URL is the repository the jobs
+# check out; tests/it/jenkins.rs and jenkins/jjb/demo.yaml name the same default.
+JENKINS_SCM_URL ?= https://git.example.com/rollci/rollci.git
+JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml
+
+.PHONY: jenkins
+jenkins: build
+	@set -e; for pair in $(JENKINS_LABS); do \
+	  dir=jenkins/$${pair%%:*}; lab=$${pair#*:}; \
+	  $(ROLLCI) --config $$lab jenkins jenkinsfile --out $$dir/Jenkinsfile; \
+	  $(ROLLCI) --config $$lab jenkins job-config --out $$dir/config.xml \
+	    --scm-url $(JENKINS_SCM_URL) --script-path $$dir/Jenkinsfile --branch main; \
+	  echo "--- $$dir: Jenkinsfile, config.xml"; \
+	done

@@ -73,6 +73,9 @@ pub enum Command {
     Results(ResultsArgs),
     /// Run the lab's availability probes alone (Ctrl-C stops them; results are written).
     Monitor(MonitorArgs),
+    /// The lab's Jenkinsfile and job config.xml; push the job, lint the Jenkinsfile.
+    #[command(subcommand)]
+    Jenkins(JenkinsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +124,63 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long, env = "ROLLCI_JSON")]
     pub json: bool,
+}
+
+/// `rollci jenkins …`: rendered from the lab file (`--config`, whose path as written is
+/// the one the job uses, relative to its workspace).
+#[derive(Debug, Subcommand)]
+pub enum JenkinsCommand {
+    /// Render the lab's declarative Jenkinsfile.
+    Jenkinsfile(OutArgs),
+    /// Render the Pipeline job's config.xml.
+    JobConfig(JobConfigArgs),
+    /// Create or update the job on JENKINS_URL (as JENKINS_USER with JENKINS_API_TOKEN).
+    Push(PushArgs),
+    /// Check the rendered Jenkinsfile with the linter of JENKINS_URL (exit 1 if refused).
+    Lint,
+}
+
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// Write here (atomically) instead of printing.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobConfigArgs {
+    /// Write here (atomically) instead of printing.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The job's name (`folder/name` for a job in a folder).
+    #[arg(long)]
+    pub job: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Where the job reads its Jenkinsfile from: a git repository, or config.xml itself.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Git repository the job checks the Jenkinsfile out of.
+    #[arg(long, required_unless_present = "inline", conflicts_with = "inline")]
+    pub scm_url: Option<String>,
+    /// The Jenkinsfile's path in the repository.
+    #[arg(long, default_value = "Jenkinsfile")]
+    pub script_path: String,
+    /// Branch to build.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Embed the Jenkinsfile in config.xml instead (no checkout: the lab file must reach
+    /// the agent some other way).
+    #[arg(long)]
+    pub inline: bool,
 }
 
 impl Global {

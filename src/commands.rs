@@ -28,6 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor => doctor(g),
         Command::Results(args) => crate::results::command(&args),
         Command::Monitor(args) => monitor(g, args.duration),
+        Command::Jenkins(command) => crate::jenkins::command(g, &command),
     }
 }
 

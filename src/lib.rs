@@ -15,6 +15,7 @@ pub mod es;
 pub mod evidence;
 pub mod exit;
 pub mod html;
+pub mod jenkins;
 pub mod journal;
 pub mod junit;
 pub mod persistent;

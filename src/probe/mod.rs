@@ -160,14 +160,17 @@ async fn schedule(
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(collect(rx, out));
     let mut tickers = Vec::new();
-    for spec in specs {
+    let count = specs.len().max(1) as u32;
+    for (i, spec) in specs.into_iter().enumerate() {
+        // Services start spread over one interval: no synchronized burst every tick.
+        let offset = spec.interval * i as u32 / count;
         let ctx = (
             client.clone(),
             tx.clone(),
             stopped.clone(),
             Arc::clone(&action),
         );
-        tickers.push(tokio::spawn(tick(Arc::new(spec), ctx)));
+        tickers.push(tokio::spawn(tick(Arc::new(spec), offset, ctx)));
     }
     drop(tx);
     for t in tickers {
@@ -184,8 +187,9 @@ type TickCtx = (
 );
 
 /// Launches one probe per interval until stopped, then waits for those in flight.
-async fn tick(spec: Arc<Spec>, (client, tx, mut stopped, action): TickCtx) {
-    let mut interval = tokio::time::interval(spec.interval);
+async fn tick(spec: Arc<Spec>, offset: Duration, (client, tx, mut stopped, action): TickCtx) {
+    let start = tokio::time::Instant::now() + offset;
+    let mut interval = tokio::time::interval_at(start, spec.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut in_flight = tokio::task::JoinSet::new();
     loop {

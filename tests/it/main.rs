@@ -4,6 +4,7 @@
 mod config_errors;
 mod evidence;
 mod failures;
+mod jenkins;
 mod lab;
 mod pipeline;
 mod reports;

@@ -1,0 +1,101 @@
+//! `rollci jenkins`: the lab's Jenkinsfile and Pipeline job `config.xml`, rendered from the
+//! lab file, and the job pushed (and the Jenkinsfile linted) through Jenkins' REST API.
+
+pub mod api;
+pub mod escape;
+pub mod render;
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::{Global, JenkinsCommand, SourceArgs};
+use crate::config::Config;
+use crate::context;
+use crate::exit::{self, Kind, fail};
+use render::Source;
+
+/// Runs one `rollci jenkins …` subcommand.
+pub fn command(g: &Global, command: &JenkinsCommand) -> anyhow::Result<u8> {
+    let config = context::load_config(g)?;
+    let config_path = config_path(g)?;
+    match command {
+        JenkinsCommand::Jenkinsfile(args) => {
+            let text = render::jenkinsfile(&config, config_path)?;
+            emit(&text, args.out.as_deref())
+        }
+        JenkinsCommand::JobConfig(args) => {
+            let text = render::job_config(&config, config_path, &source(&args.source))?;
+            emit(&text, args.out.as_deref())
+        }
+        JenkinsCommand::Push(args) => push(&config, config_path, &args.job, &args.source),
+        JenkinsCommand::Lint => lint(&config, config_path),
+    }
+}
+
+/// The lab file's path as given (the job's workspace resolves it, not this machine).
+fn config_path(g: &Global) -> anyhow::Result<&str> {
+    g.config.to_str().ok_or_else(|| {
+        fail(
+            Kind::Usage,
+            format!("`{}`: the lab file's path is not UTF-8", g.config.display()),
+        )
+    })
+}
+
+fn source(args: &SourceArgs) -> Source {
+    match &args.scm_url {
+        Some(url) if !args.inline => Source::Git {
+            url: url.clone(),
+            branch: args.branch.clone(),
+            script_path: args.script_path.clone(),
+        },
+        _ => Source::Inline,
+    }
+}
+
+/// Prints `text`, or writes it atomically to `out` (its folder created if needed).
+fn emit(text: &str, out: Option<&Path>) -> anyhow::Result<u8> {
+    match out {
+        None => print!("{text}"),
+        Some(path) => write_atomically(path, text)
+            .with_context(|| format!("failed to write `{}`", path.display()))?,
+    }
+    Ok(exit::OK)
+}
+
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path)?;
+    Ok(())
+}
+
+fn push(config: &Config, config_path: &str, job: &str, args: &SourceArgs) -> anyhow::Result<u8> {
+    let xml = render::job_config(config, config_path, &source(args))?;
+    let mut server = api::Server::from_env()?;
+    let pushed = server
+        .push(job, &xml)
+        .with_context(|| format!("failed to push job `{job}`"))?;
+    println!("--- jenkins: {pushed} job `{job}`: {}", server.job_url(job));
+    Ok(exit::OK)
+}
+
+/// Prints the linter's answer; anything but [`api::LINT_OK`] is a failed check (exit 1).
+fn lint(config: &Config, config_path: &str) -> anyhow::Result<u8> {
+    let text = render::jenkinsfile(config, config_path)?;
+    let answer = api::Server::from_env()?.lint(&text)?;
+    println!("{answer}");
+    if answer == api::LINT_OK {
+        Ok(exit::OK)
+    } else {
+        Err(fail(Kind::Check, "Jenkins' linter refused the Jenkinsfile"))
+    }
+}
