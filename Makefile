@@ -15,7 +15,7 @@ demo: deps build
 	@echo "status: $(ROLLCI) --config $(DEMO) status"
 
 test: test-deps
-	cargo test --locked --all-targets
+	cargo test --locked --lib --bins --tests
 
 lint:
 	cargo fmt --check
