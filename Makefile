@@ -4,6 +4,7 @@
 
 VENV     := $(CURDIR)/.venv
 JJB_VENV := $(CURDIR)/.venv-jjb
+GROOVY_LINT := jenkins/test/node/node_modules/.bin/npm-groovy-lint
 ROLLCI   := $(CURDIR)/target/debug/rollci
 DEMO     := examples/demo/rollci.toml
 export PATH := $(VENV)/bin:$(PATH)
@@ -36,9 +37,13 @@ deps: $(VENV)/bin/ansible-playbook
 	@scripts/need-packages haproxy
 
 # What the tests need besides: groovy (the Jenkins harness), chromium (the HTML report),
-# Jenkins Job Builder (the config.xml reference).
-test-deps: deps $(JJB_VENV)/bin/jenkins-jobs
+# Jenkins Job Builder (the config.xml reference), npm-groovy-lint (vars/ and Jenkinsfiles).
+test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT)
 	@scripts/need-packages groovy chromium
+
+$(GROOVY_LINT):
+	@scripts/need-packages npm
+	npm install --prefix jenkins/test/node --no-audit --no-fund --silent npm-groovy-lint@15
 
 $(JJB_VENV)/bin/jenkins-jobs:
 	python3 -m venv $(JJB_VENV)

@@ -184,6 +184,13 @@ pub struct SourceArgs {
 }
 
 impl Global {
+    /// Jenkins passes an empty parameter as an empty variable: that means "the lab file's".
+    pub fn normalize(mut self) -> Global {
+        self.from_release = self.from_release.filter(|r| !r.is_empty());
+        self.to_release = self.to_release.filter(|r| !r.is_empty());
+        self
+    }
+
     /// The workspace: the flag, else `.rollci/` beside the lab file.
     pub fn workspace(&self) -> PathBuf {
         if let Some(ws) = &self.workspace {

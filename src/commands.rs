@@ -14,7 +14,8 @@ use crate::steps::{self, Step};
 use crate::tools::{self, Tool};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    let g = &cli.global;
+    let global = cli.global.normalize();
+    let g = &global;
     match cli.command {
         Command::Provision => step(g, Step::Provision, true),
         Command::Deploy => step(g, Step::Deploy, false),

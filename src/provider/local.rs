@@ -7,12 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::{Destroyed, Provider};
 use crate::config::ProviderConfig;
 use crate::journal::{Host, Journal, Layer, Resource, Status};
 use crate::procs;
 use crate::tools::Tool;
+
+/// Longest unix socket path Linux takes (`sun_path` is 108 bytes with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+/// Room kept after the run folder for a socket's name (`/haproxy.sock` and a margin).
+const SOCKET_NAME_ROOM: usize = 24;
 
 /// How long a process gets to exit on SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -53,16 +59,33 @@ impl Local {
         {
             return Ok(r.id.clone());
         }
-        let path = if name == "lab" {
-            self.lab_dir.clone()
-        } else {
-            self.lab_dir.join(name)
-        };
+        let path = self.path_of(name);
         let id = journal.begin_resource("dir", name, layer, parent, json!({ "path": path }))?;
         std::fs::create_dir_all(&path)
             .with_context(|| format!("failed to create `{}`", path.display()))?;
         journal.set_status(&id, Status::Created)?;
         Ok(id)
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        match name {
+            "lab" => self.lab_dir.clone(),
+            "run" => self.run_dir(),
+            _ => self.lab_dir.join(name),
+        }
+    }
+
+    /// The folder of pidfiles and unix sockets. A socket path must fit in 108 bytes, which a
+    /// deep Jenkins workspace does not leave: then it moves to a short, journaled folder in
+    /// the temp dir, named after the lab folder.
+    fn run_dir(&self) -> PathBuf {
+        let inside = self.lab_dir.join("run");
+        if inside.as_os_str().len() + SOCKET_NAME_ROOM <= SOCKET_PATH_MAX {
+            return inside;
+        }
+        let digest = Sha256::digest(self.lab_dir.as_os_str().as_encoded_bytes());
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        std::env::temp_dir().join(format!("rollci-{tag}"))
     }
 
     fn lab_id(&self, journal: &Journal) -> anyhow::Result<String> {
@@ -132,14 +155,22 @@ impl Provider for Local {
 
     fn adopt(&self, journal: &mut Journal) -> anyhow::Result<()> {
         mark_exited(journal)?;
-        for pidfile in pidfiles(&self.lab_dir) {
+        let mut found = pidfiles(&self.lab_dir);
+        let run = self.run_dir();
+        if !run.starts_with(&self.lab_dir) {
+            found.extend(pidfiles(&run));
+        }
+        for pidfile in found {
             let Some(pid) = procs::read_pidfile(&pidfile) else {
                 continue;
             };
             let Some(started) = procs::start_time(pid) else {
                 continue;
             };
-            let name = pidfile.strip_prefix(&self.lab_dir).unwrap_or(&pidfile);
+            let name = pidfile
+                .strip_prefix(&self.lab_dir)
+                .or_else(|_| pidfile.strip_prefix(run.parent().unwrap_or(&run)))
+                .unwrap_or(&pidfile);
             let parent = self.owner_of(journal, &pidfile);
             self.adopt_process(journal, pid, started, &name.display().to_string(), parent)?;
         }
@@ -164,6 +195,7 @@ impl Provider for Local {
     fn vars(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut vars = serde_json::Map::new();
         vars.insert("rollci_lab_dir".into(), json!(self.lab_dir));
+        vars.insert("rollci_run_dir".into(), json!(self.run_dir()));
         vars
     }
 
@@ -292,5 +324,36 @@ fn destroy_dir(r: &Resource) -> anyhow::Result<Destroyed> {
         Ok(()) => Ok(Destroyed::Now),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Destroyed::AlreadyGone),
         Err(e) => Err(e).with_context(|| format!("failed to remove `{path}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(workspace: &str) -> Local {
+        let text = "[lab]\nname = \"t\"\nfrom_release = \"A\"\nto_release = \"B\"\n[provider]\nkind = \"local\"\n[upgrade]\nmode = \"all-at-once\"\naction = { name = \"u\", command = [\"true\"] }\n";
+        let config = crate::config::Config::parse(text, Path::new("t.toml")).unwrap();
+        Local::new(config.provider, Path::new(workspace))
+    }
+
+    #[test]
+    fn sockets_stay_in_the_lab_unless_its_path_is_too_long() {
+        assert_eq!(
+            local("/w/.rollci").run_dir(),
+            PathBuf::from("/w/.rollci/lab/run")
+        );
+        let deep = format!(
+            "/var/lib/jenkins/workspace/{}/.rollci",
+            "folder/job".repeat(8)
+        );
+        let run = local(&deep).run_dir();
+        assert!(run.starts_with(std::env::temp_dir()), "{}", run.display());
+        assert!(run.join("haproxy.sock").as_os_str().len() < 108);
+        assert_eq!(
+            run,
+            local(&deep).run_dir(),
+            "every step finds the same folder"
+        );
     }
 }

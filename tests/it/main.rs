@@ -4,6 +4,7 @@
 mod config_errors;
 mod evidence;
 mod failures;
+mod groovy;
 mod jenkins;
 mod lab;
 mod pipeline;

@@ -1,0 +1,204 @@
+import static org.junit.Assert.assertEquals
+import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertTrue
+
+import java.nio.file.Files
+import org.junit.Test
+
+/** The steps of `vars/` on the fake rollci: arguments, exit codes, stashes, credentials, setup. */
+class StepsTest extends PipelineTestBase {
+    static final String CHECK_THEN_NEXT = '''
+        pipeline {
+            agent any
+            stages {
+                stage('Check') { steps { rollciVerify(phase: 'after', checkFailure: CHECK_FAILURE) } }
+                stage('Next') { steps { echo 'next stage ran' } }
+            }
+        }
+    '''
+
+    @Test
+    void exitCodesBecomeBuildResultsAndEvidenceIsAlwaysPublished() {
+        Map expected = [
+            '0 UNSTABLE': ['SUCCESS', 'SUCCESS', null],
+            '1 UNSTABLE': ['UNSTABLE', 'SUCCESS', 'rollci verify:after: the system under test failed a check (exit 1)'],
+            '1 FAILURE': ['FAILURE', 'SKIPPED', 'rollci verify:after: the system under test failed a check (exit 1)'],
+            '2 UNSTABLE': ['FAILURE', 'SKIPPED', 'rollci verify:after: usage or configuration error, exit 2'],
+            '3 UNSTABLE': ['FAILURE', 'SKIPPED', 'rollci verify:after: infrastructure error, exit 3'],
+            '4 FAILURE': ['FAILURE', 'SKIPPED', 'rollci verify:after: the rollci workspace is locked by another rollci (exit 4)'],
+        ]
+        expected.each { String key, List want ->
+            String[] parts = key.split(' ')
+            fakeBuild([FAKE_ROLLCI_EXIT_verify: parts[0]]).run(CHECK_THEN_NEXT.replace('CHECK_FAILURE', "'${parts[1]}'"))
+            assertEquals(key, want[0], build.result)
+            assertEquals(key, want[1], build.stageResults.Next)
+            if (want[2]) { assertTrue("${key}: ${build.log}", build.log.contains(want[2])) }
+            List<String> steps = build.calls*.step
+            int sh = steps.indexOf('sh')
+            assertEquals(key, ['junit', 'archiveArtifacts', 'stash'], steps[sh + 1..sh + 3])
+            assertTrue(key, build.archived.contains('.rollci/logs/verify.log'))
+            assertEquals(key, parts[0] == '1' ? 1 : 0, build.junit.failed)
+            assertTrue(key, fakeJournal()[0].startsWith('verify phase=after'))
+            tmp.deleteDir()
+            tmp.mkdirs()
+        }
+    }
+
+    @Test
+    void badArgumentsFailBeforeAnythingRuns() {
+        Map cases = [
+            'rollciVerify()': "rollciVerify: `phase` must be 'before' or 'after', got 'null'",
+            "rollciVerify(phase: 'during')": "rollciVerify: `phase` must be 'before' or 'after', got 'during'",
+            "rollciUpgrade(checkFailure: 'MAYBE')": "rollciUpgrade: `checkFailure` must be 'UNSTABLE' or 'FAILURE', got 'MAYBE'",
+            "rollciDeploy(fromRelease: 'B')": 'rollciDeploy: unknown argument(s) [fromRelease]',
+            "rollciProvision(esCredentialsId: 'es')": 'rollciProvision: unknown argument(s) [esCredentialsId]',
+            "rollciCleanup(workspace: '/var/tmp/x')": 'rollciCleanup: `workspace` must be a path inside the job',
+            "rollciSetup(binary: 'x')": 'rollciSetup: unknown argument(s) [binary]',
+            'rollciPipeline()': 'rollciPipeline: `config` (the lab file, relative to the workspace) is required',
+        ]
+        cases.each { String call, String message ->
+            fakeBuild().run(call)
+            assertEquals(call, 'FAILURE', build.result)
+            assertTrue("${call}: ${build.log}", build.log.contains("ERROR: ${message}"))
+            assertEquals(call, [], build.callsOf('sh') + build.callsOf('unstash'))
+        }
+    }
+
+    @Test
+    void theJournalTravelsBetweenAgentsButNeverTheLab() {
+        fakeBuild().run('''
+            node('one') { rollciProvision() }
+            node('two') { rollciDeploy(); rollciVerify(phase: 'before') }
+        ''')
+        assertEquals('SUCCESS', build.result)
+        File two = new File(build.root, 'agents/two-2/workspace')
+        List<String> journal = fakeJournal(two)
+        assertEquals(['provision', 'deploy', 'verify'], journal.collect { it.split(' ')[0] })
+        File stash = new File(build.root, 'stashes/rollci-state/.rollci')
+        assertTrue(new File(stash, 'state.json').file)
+        assertTrue(new File(stash, 'reports/junit/deploy-all.xml').file)
+        assertFalse('the lab is stashed', new File(stash, 'lab').exists())
+        assertFalse('logs are archived, not stashed', new File(stash, 'logs').exists())
+        assertTrue(build.log.contains('rollci: no saved state yet'))
+    }
+
+    @Test
+    void setupUsesRollciBinThenPathThenTheStashThenABuild() {
+        File bin = new File(tmp, 'bin')
+        bin.mkdirs()
+        Files.copy(FAKE.toPath(), new File(bin, 'rollci').toPath())
+        File cargoDir = new File(tmp, 'cargo-bin')
+        cargoDir.mkdirs()
+        new File(cargoDir, 'cargo').text = "#!/bin/sh\nset -e\ntest \"\$*\" = 'build --locked --release'\n" +
+            "mkdir -p target/release && cp '${FAKE.path}' target/release/rollci\n"
+        new File(cargoDir, 'cargo').setExecutable(true)
+        fakeBuild()
+        build.ephemeralAgents = true
+        build.labelEnv = [
+            path: [ROLLCI_BIN: null, PATH: "${bin}:${SYSTEM_PATH}".toString()],
+            bare: [ROLLCI_BIN: null],
+            builder: [ROLLCI_BIN: null, PATH: "${cargoDir}:${SYSTEM_PATH}".toString()],
+        ]
+        build.run('''
+            node('given') { rollciSetup(); sh 'echo "given: $ROLLCI_BIN"' }
+            node('path') { rollciSetup(); sh 'echo "path: $ROLLCI_BIN"' }
+            node('bare') { rollciSetup(); rollciProvision() }
+            node('bare') { rollciDeploy() }
+        ''')
+        assertEquals(build.log.toString(), 'SUCCESS', build.result)
+        String log = build.log
+        assertTrue(log.contains("given: ${build.root}/agents/given-1/workspace/.rollci-bin/rollci"))
+        assertTrue(log.contains("path: ${build.root}/agents/path-2/workspace/.rollci-bin/rollci"))
+        assertEquals(3, log.count('rollci 0.0.0 (fake)'))
+        assertTrue(log.contains("+ ${build.root}/agents/bare-4/workspace/.rollci-bin/rollci deploy"))
+
+        // Nothing anywhere: built from the sources when there are some, else a hint.
+        File builder = new File(tmp, 'fresh')
+        fakeBuild()
+        build.ephemeralAgents = true
+        build.labelEnv = [builder: [ROLLCI_BIN: null, PATH: "${cargoDir}:${SYSTEM_PATH}".toString()]]
+        build.run('''
+            node('builder') { writeFile file: 'Cargo.toml', text: '[package]'; rollciSetup() }
+            node('builder') { rollciSetup(source: 'elsewhere') }
+        ''')
+        assertEquals(build.log.toString(), 'SUCCESS', build.result)
+        assertTrue(build.log.contains('+ cargo build --locked --release'))
+        assertEquals(1, build.log.count('+ cargo build'))   // the second agent unstashed it
+        fakeBuild()
+        build.labelEnv = [builder: [ROLLCI_BIN: null]]
+        build.run("node('builder') { rollciSetup() }")
+        assertEquals('FAILURE', build.result)
+        assertTrue(build.log.contains('holds no rollci sources to build (hint: install rollci on the agent, set ROLLCI_BIN'))
+        builder.deleteDir()
+    }
+
+    @Test
+    void credentialsReachRollciAndNeverTheLog() {
+        fakeBuild().run('''
+            pipeline {
+                agent any
+                stages {
+                    stage('Cloud') { steps { rollciProvision(cloudCredentialsId: 'cloud') } }
+                    stage('ES') { steps { rollciReport(esCredentialsId: 'es') } }
+                    stage('Missing') { steps { rollciCleanup(cloudCredentialsId: 'nope') } }
+                }
+            }
+        ''')
+        String all = build.transcript()
+        assertFalse(all.contains(SECRET))
+        assertFalse(all.contains(ES_SECRET))
+        assertTrue(all.contains('fake rollci provision: cloud password ****, es password none'))
+        assertTrue(all.contains('fake rollci report: cloud password none, es password ****'))
+        assertTrue(all.contains("Could not find credentials entry with ID 'nope'"))
+        List<String> journal = fakeJournal()
+        assertTrue(journal[0].endsWith('user=rollci-bot'))
+        assertTrue(journal[1].endsWith('user=elastic'))
+        assertEquals('FAILURE', build.result)
+    }
+
+    @Test
+    void anInjectedReleaseArrivesLiterally() {
+        String payload = '1; touch PWNED $(touch PWNED2) `touch PWNED3` "${IFS}"\'quoted\''
+        fakeBuild()
+        build.params.FROM_RELEASE = payload
+        build.run(demoJenkinsfile())
+        assertEquals(build.log.toString(), 'SUCCESS', build.result)
+        assertEquals([], pwned(tmp))
+        assertTrue(fakeJournal().every { it.contains("from=${payload} to=B") })
+        build.callsOf('sh').each { assertFalse(it.text.contains('PWNED')) }
+    }
+
+    @Test
+    void everyShellLineOfTheLibraryIsASingleQuotedLiteral() {
+        new File(ROOT, 'vars').listFiles().findAll { it.name.endsWith('.groovy') }.each { File f ->
+            f.text.eachLine { String line, int n ->
+                boolean gstring = line =~ /\bsh\s*\(?\s*"/ || line =~ /\bscript:\s*"/ || line =~ /\bsh\s*\(?\s*"""/
+                assertFalse("${f.name}:${n + 1}: sh with a double-quoted (interpolated) string: ${line}", gstring)
+            }
+        }
+    }
+
+    @Test
+    void rollciPipelineRunsEveryStageInOrder() {
+        fakeBuild().run('''
+            @Library('rollci') _
+            rollciPipeline(config: 'labs/lab.toml', cloudCredentialsId: 'cloud', toRelease: 'C')
+        ''')
+        assertEquals(build.log.toString(), 'SUCCESS', build.result)
+        assertEquals(['Setup', 'Pre-Deployment', 'Deployment', 'Post-Deployment Validation', 'Upgrade',
+            'Post-Upgrade Validation', 'Reporting', 'Clean Up'], build.stageResults.keySet() as List)
+        List<String> journal = fakeJournal()
+        assertEquals(['provision', 'deploy', 'verify', 'upgrade', 'verify', 'report', 'cleanup', 'cleanup'],
+            journal.collect { it.split(' ')[0] })
+        assertTrue(journal[2], journal[2].contains('phase=before config=labs/lab.toml from=<unset> to=C user=rollci-bot'))
+        assertFalse(build.transcript().contains(SECRET))
+    }
+
+    /** Files named PWNED* anywhere under `dir` or in the current directory. */
+    static List<String> pwned(File dir) {
+        List<String> found = []
+        dir.eachFileRecurse { if (it.name.startsWith('PWNED')) { found << it.path } }
+        new File('.').listFiles().findAll { it.name.startsWith('PWNED') }.each { found << it.path }
+        found
+    }
+}

@@ -1,0 +1,122 @@
+// The shared body of every rollci step (private: call rollciProvision, rollciVerify, … instead).
+// It restores the state journal stashed by the previous step, binds the credentials, runs the
+// step's single-quoted `sh` (parameters reach the shell only as environment variables), maps
+// rollci's exit code to the build result, and always publishes JUnit, archives the reports and
+// logs and stashes the journal for the next stage, which may run on another agent.
+
+/** Arguments every rollci step takes. */
+@groovy.transform.Field
+final List<String> COMMON = ['checkFailure', 'cloudCredentialsId', 'config', 'workspace']
+
+/** Where rollciSetup puts the binary in an agent's workspace. */
+@groovy.transform.Field
+final String BIN = '.rollci-bin/rollci'
+
+/**
+ * spec: step (the calling step's name, for messages), command (rollci's subcommand),
+ * script (the single-quoted shell line), args (the caller's arguments), extra (argument
+ * names the caller takes besides COMMON), env (NAME=value list for withEnv).
+ */
+def call(Map spec) {
+    Map args = [checkFailure: 'UNSTABLE'] + (spec.args ?: [:])
+    check(spec.step, args, COMMON + (spec.extra ?: []))
+    String ws = args.workspace ?: env.ROLLCI_WORKSPACE ?: '.rollci'
+    List<String> vars = ["ROLLCI_WORKSPACE=${ws}"] + (args.config ? ["ROLLCI_CONFIG=${args.config}"] : [])
+    restoreState()
+    restoreBinary()
+    int code = -1
+    try {
+        withEnv(vars + (spec.env ?: [])) {
+            withCredentials(credentials(args)) {
+                code = sh(returnStatus: true, label: "rollci ${spec.command}", script: spec.script)
+            }
+        }
+    } finally {
+        publish(ws)
+    }
+    judge("rollci ${spec.command}", code, args.checkFailure)
+}
+
+/** Errors on an unknown argument or a bad value, before anything runs. */
+void check(String step, Map args, List<String> allowed) {
+    List unknown = args.keySet().toList() - allowed
+    if (unknown) {
+        error("${step}: unknown argument(s) ${unknown}; it takes ${allowed}")
+    }
+    if (!(args.checkFailure in ['UNSTABLE', 'FAILURE'])) {
+        error("${step}: `checkFailure` must be 'UNSTABLE' or 'FAILURE', got '${args.checkFailure}'")
+    }
+    String ws = args.workspace
+    if (ws != null && (ws.startsWith('/') || ws.split('/').contains('..'))) {
+        error("${step}: `workspace` must be a path inside the job's workspace (it is stashed and archived), " +
+            "got '${ws}'")
+    }
+}
+
+/** The journal of the previous step, possibly from another agent; absent before the first. */
+void restoreState() {
+    try {
+        unstash 'rollci-state'
+    } catch (IOException ignored) {   // AbortException: no such stash
+        echo 'rollci: no saved state yet (the first rollci step of this build)'
+    }
+}
+
+/** On another agent than rollciSetup's, the binary it stashed. */
+void restoreBinary() {
+    if (env.ROLLCI_BIN && !fileExists(env.ROLLCI_BIN)) {
+        unstash 'rollci-bin'
+        env.ROLLCI_BIN = "${pwd()}/${BIN}"
+    }
+}
+
+List credentials(Map args) {
+    List bindings = []
+    if (args.cloudCredentialsId) {
+        bindings << usernamePassword(credentialsId: args.cloudCredentialsId,
+            usernameVariable: 'OS_USERNAME', passwordVariable: 'OS_PASSWORD')
+    }
+    if (args.esCredentialsId) {
+        bindings << usernamePassword(credentialsId: args.esCredentialsId,
+            usernameVariable: 'ROLLCI_ES_USER', passwordVariable: 'ROLLCI_ES_PASSWORD')
+    }
+    return bindings
+}
+
+/** JUnit, reports and logs, and the journal for the next stage: also after a failure. */
+void publish(String ws) {
+    junit allowEmptyResults: true, testResults: "${ws}/reports/junit/*.xml"
+    archiveArtifacts allowEmptyArchive: true, artifacts: "${ws}/reports/**, ${ws}/logs/**, ${ws}/evidence/**"
+    // Never the lab itself (`lab/`): the local provider's lab lives on this agent only.
+    stash name: 'rollci-state', includes: "${ws}/state.json, ${ws}/evidence/**, ${ws}/reports/**", allowEmpty: true
+}
+
+/**
+ * rollci's exit code as the build result: 1 (a check failed) marks the build UNSTABLE and
+ * continues, or fails it, as `checkFailure` says; 2, 3, 4 fail the build (the post section's
+ * rollciCleanup still runs).
+ */
+void judge(String what, int code, String checkFailure) {
+    switch (code) {
+        case 0:
+            return
+        case 1:
+            String message = "${what}: the system under test failed a check (exit 1); see the test results and reports"
+            if (checkFailure == 'FAILURE') {
+                error(message)
+            }
+            unstable(message)
+            return
+        case 2:
+            error("${what}: usage or configuration error, exit 2 (nothing was changed)")
+            return
+        case 3:
+            error("${what}: infrastructure error, exit 3 (see the archived logs; cleanup runs in post)")
+            return
+        case 4:
+            error("${what}: the rollci workspace is locked by another rollci (exit 4)")
+            return
+        default:
+            error("${what}: unexpected exit code ${code}")
+    }
+}

@@ -1,0 +1,5 @@
+// rollciUpgrade: `rollci upgrade`: upgrade to the to-release while probing availability. Help: rollciUpgrade.txt.
+def call(Map args = [:]) {
+    rollciStep(step: 'rollciUpgrade', command: 'upgrade', args: args,
+        script: '"${ROLLCI_BIN:-rollci}" upgrade')
+}
