@@ -85,7 +85,9 @@ List credentials(Map args) {
 
 /** JUnit, reports and logs, and the journal for the next stage: also after a failure. */
 void publish(String ws) {
-    junit allowEmptyResults: true, testResults: "${ws}/reports/junit/*.xml"
+    // rollci's exit code decides the result (a lab may allow some failing smoke tests):
+    // the failures are published, but they do not mark the build by themselves.
+    junit allowEmptyResults: true, skipMarkingBuildUnstable: true, testResults: "${ws}/reports/junit/*.xml"
     archiveArtifacts allowEmptyArchive: true, artifacts: "${ws}/reports/**, ${ws}/logs/**, ${ws}/evidence/**"
     // Never the lab itself (`lab/`): the local provider's lab lives on this agent only.
     stash name: 'rollci-state', includes: "${ws}/state.json, ${ws}/evidence/**, ${ws}/reports/**", allowEmpty: true

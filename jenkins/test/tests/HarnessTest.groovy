@@ -63,6 +63,25 @@ class HarnessTest extends PipelineTestBase {
     }
 
     @Test
+    void junitCanLeaveTheResultToTheCaller() {
+        newBuild().run('''
+            pipeline {
+                agent any
+                stages {
+                    stage('Tests') {
+                        steps {
+                            writeFile file: 'r/t.xml', text: '<testsuite name="s"><testcase name="b"><failure/></testcase></testsuite>'
+                            junit testResults: 'r/*.xml', skipMarkingBuildUnstable: true
+                        }
+                    }
+                }
+            }
+        ''')
+        assertEquals('SUCCESS', build.result)
+        assertEquals(1, build.junit.failed)
+    }
+
+    @Test
     void shRunsForRealWithXtraceEnvAndDirectories() {
         newBuild([FROM_AGENT: 'agent']).run('''
             pipeline {
