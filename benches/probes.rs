@@ -154,6 +154,7 @@ fn spec(service: &str, url: &str, interval: Duration) -> Spec {
         interval,
         timeout: TIMEOUT,
         budget: None,
+        auth: None,
     }
 }
 

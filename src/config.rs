@@ -152,6 +152,8 @@ pub struct ProbeConfig {
     /// One probe per host (named `name@host`, `{host}` in URLs is its address:port).
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// `"openstack"`: send a Keystone token (from the `OS_*` variables), renewed on 401.
+    pub auth: Option<ProbeAuth>,
 }
 
 impl ProbeConfig {
@@ -171,6 +173,12 @@ impl ProbeConfig {
             (ProbeKind::Http, None) => Vec::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeAuth {
+    Openstack,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -158,6 +158,7 @@ mod tests {
             interval: Duration::from_millis(50),
             timeout: Duration::from_secs(1),
             budget: Some(Duration::from_millis(budget_ms)),
+            auth: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod analyze;
 mod request;
+mod token;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,11 +18,13 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{ProbeConfig, RequestConfig};
+use crate::config::{ProbeAuth, ProbeConfig, RequestConfig};
 use crate::evidence::ProbeRecord;
+use crate::exit::{Kind, fail};
 
 pub use analyze::{analyze, over_budget};
 pub use request::{Outcome, accepted, client, exchange, expand, send};
+pub use token::{Keystone, Tokens};
 
 /// The label of probes taken before the first upgrade action.
 pub const BASELINE: &str = "baseline";
@@ -35,6 +38,8 @@ pub struct Spec {
     pub interval: Duration,
     pub timeout: Duration,
     pub budget: Option<Duration>,
+    /// The shared OpenStack token source of probes with `auth = "openstack"`.
+    pub auth: Option<Arc<Tokens>>,
 }
 
 /// Expands the lab's probes: hosts named in URLs become `address:port`, per-host probes one
@@ -44,6 +49,13 @@ pub fn specs(
     hosts: &BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<Spec>> {
     let mut specs = Vec::new();
+    let tokens = match probes.iter().any(|p| p.auth == Some(ProbeAuth::Openstack)) {
+        true => {
+            let keystone = Keystone::from_env().map_err(|e| fail(Kind::Usage, format!("{e:#}")))?;
+            Some(Arc::new(Tokens::new(keystone)))
+        }
+        false => None,
+    };
     for probe in probes {
         let targets: Vec<Option<&String>> = if probe.hosts.is_empty() {
             vec![None]
@@ -75,6 +87,7 @@ pub fn specs(
                 interval: probe.interval,
                 timeout: probe.timeout,
                 budget: probe.max_downtime,
+                auth: tokens.clone().filter(|_| probe.auth.is_some()),
             });
         }
     }
@@ -204,7 +217,7 @@ async fn tick(spec: Arc<Spec>, offset: Duration, (client, tx, mut stopped, actio
         let (client, spec, tx) = (client.clone(), Arc::clone(&spec), tx.clone());
         in_flight.spawn(async move {
             let t = Utc::now();
-            let outcome = send(&client, &spec.requests, spec.timeout).await;
+            let outcome = send(&client, &spec.requests, spec.timeout, spec.auth.as_deref()).await;
             let _ = tx.send(outcome.record(&spec.service, t, label));
         });
         while in_flight.try_join_next().is_some() {}

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::config::RequestConfig;
 use crate::evidence::ProbeRecord;
 
+use super::token::Tokens;
+
 /// How one probe went.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -59,12 +61,13 @@ pub async fn send(
     client: &reqwest::Client,
     requests: &[RequestConfig],
     timeout: Duration,
+    auth: Option<&Tokens>,
 ) -> Outcome {
     let started = Instant::now();
     let mut captured = BTreeMap::new();
     let mut last_status = None;
     for request in requests {
-        match one(client, request, timeout, &mut captured).await {
+        match one(client, request, timeout, auth, &mut captured).await {
             Ok(status) => last_status = Some(status),
             Err((class, status, error)) => {
                 return Outcome {
@@ -90,22 +93,28 @@ async fn one(
     client: &reqwest::Client,
     request: &RequestConfig,
     timeout: Duration,
+    auth: Option<&Tokens>,
     captured: &mut BTreeMap<String, String>,
 ) -> Result<u16, Failure> {
-    let method = reqwest::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| ("other", None, format!("bad method `{}`", request.method)))?;
-    let mut builder = client
-        .request(method, expand(&request.url, captured))
-        .timeout(timeout);
-    for (k, v) in &request.headers {
-        builder = builder.header(k, v);
+    let token = match auth {
+        Some(tokens) => Some(
+            tokens
+                .get(client, timeout)
+                .await
+                .map_err(|e| ("other", None, e))?,
+        ),
+        None => None,
+    };
+    let mut reply = fetch(build(client, request, timeout, captured, token.as_ref())?).await?;
+    if let (401, Some(tokens), Some((_, generation))) = (reply.0, auth, &token) {
+        // An expired or revoked token: renew it once (for every probe) and try again.
+        let fresh = tokens
+            .renew(client, timeout, *generation)
+            .await
+            .map_err(|e| ("other", None, e))?;
+        reply = fetch(build(client, request, timeout, captured, Some(&fresh))?).await?;
     }
-    if let Some(body) = &request.body {
-        builder = builder
-            .header("content-type", "application/json")
-            .body(expand(body, captured));
-    }
-    let (status, body) = fetch(builder).await?;
+    let (status, body) = reply;
     check(request, status, &body)?;
     if let Some(field) = &request.capture {
         let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -123,6 +132,32 @@ async fn one(
         captured.insert(field.clone(), text);
     }
     Ok(status)
+}
+
+fn build(
+    client: &reqwest::Client,
+    request: &RequestConfig,
+    timeout: Duration,
+    captured: &BTreeMap<String, String>,
+    token: Option<&(String, u64)>,
+) -> Result<reqwest::RequestBuilder, Failure> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| ("other", None, format!("bad method `{}`", request.method)))?;
+    let mut builder = client
+        .request(method, expand(&request.url, captured))
+        .timeout(timeout);
+    for (k, v) in &request.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some((token, _)) = token {
+        builder = builder.header("x-auth-token", token);
+    }
+    if let Some(body) = &request.body {
+        builder = builder
+            .header("content-type", "application/json")
+            .body(expand(body, captured));
+    }
+    Ok(builder)
 }
 
 async fn fetch(builder: reqwest::RequestBuilder) -> Result<(u16, String), Failure> {
@@ -235,7 +270,7 @@ mod tests {
             body_contains: None,
             capture: None,
         };
-        let outcome = send(&client().unwrap(), &[request], Duration::from_secs(1)).await;
+        let outcome = send(&client().unwrap(), &[request], Duration::from_secs(1), None).await;
         assert_eq!(outcome.class, "refused", "{outcome:?}");
     }
 }
