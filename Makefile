@@ -4,6 +4,7 @@
 
 VENV     := $(CURDIR)/.venv
 JJB_VENV := $(CURDIR)/.venv-jjb
+KEYSTONE_VENV := $(CURDIR)/.venv-keystone
 GROOVY_LINT := jenkins/test/node/node_modules/.bin/npm-groovy-lint
 ROLLCI   := $(CURDIR)/target/debug/rollci
 DEMO     := examples/demo/rollci.toml
@@ -37,9 +38,15 @@ deps: $(VENV)/bin/ansible-playbook
 	@scripts/need-packages haproxy
 
 # What the tests need besides: groovy (the Jenkins harness), chromium (the HTML report),
-# Jenkins Job Builder (the config.xml reference), npm-groovy-lint (vars/ and Jenkinsfiles).
-test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT)
+# Jenkins Job Builder (the config.xml reference), npm-groovy-lint (vars/ and Jenkinsfiles),
+# Keystone (OpenStack token probes).
+test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT) $(KEYSTONE_VENV)/bin/gunicorn
 	@scripts/need-packages groovy chromium
+
+# A real Keystone for the token-renewal tests of `auth = "openstack"` probes.
+$(KEYSTONE_VENV)/bin/gunicorn:
+	python3 -m venv $(KEYSTONE_VENV)
+	$(KEYSTONE_VENV)/bin/pip install --quiet 'keystone>=30,<31' 'gunicorn>=27,<28'
 
 $(GROOVY_LINT):
 	@scripts/need-packages npm

@@ -97,21 +97,13 @@ async fn one(
     captured: &mut BTreeMap<String, String>,
 ) -> Result<u16, Failure> {
     let token = match auth {
-        Some(tokens) => Some(
-            tokens
-                .get(client, timeout)
-                .await
-                .map_err(|e| ("other", None, e))?,
-        ),
+        Some(tokens) => Some(tokens.get(client, timeout).await?),
         None => None,
     };
     let mut reply = fetch(build(client, request, timeout, captured, token.as_ref())?).await?;
     if let (401, Some(tokens), Some((_, generation))) = (reply.0, auth, &token) {
         // An expired or revoked token: renew it once (for every probe) and try again.
-        let fresh = tokens
-            .renew(client, timeout, *generation)
-            .await
-            .map_err(|e| ("other", None, e))?;
+        let fresh = tokens.renew(client, timeout, *generation).await?;
         reply = fetch(build(client, request, timeout, captured, Some(&fresh))?).await?;
     }
     let (status, body) = reply;

@@ -78,6 +78,9 @@ impl Keystone {
     }
 }
 
+/// Why no token: the probe's outcome class, Keystone's status, a message.
+pub type Refused = (&'static str, Option<u16>, String);
+
 /// The token every probe uses, with a generation so concurrent 401s renew it once.
 #[derive(Debug)]
 pub struct Tokens {
@@ -98,7 +101,7 @@ impl Tokens {
         &self,
         client: &reqwest::Client,
         timeout: Duration,
-    ) -> Result<(String, u64), String> {
+    ) -> Result<(String, u64), Refused> {
         let mut current = self.current.lock().await;
         if let Some(token) = current.as_ref() {
             return Ok(token.clone());
@@ -114,7 +117,7 @@ impl Tokens {
         client: &reqwest::Client,
         timeout: Duration,
         stale: u64,
-    ) -> Result<(String, u64), String> {
+    ) -> Result<(String, u64), Refused> {
         let mut current = self.current.lock().await;
         if let Some((token, generation)) = current.as_ref().filter(|(_, g)| *g != stale) {
             return Ok((token.clone(), *generation));
@@ -124,7 +127,7 @@ impl Tokens {
         Ok(token)
     }
 
-    async fn issue(&self, client: &reqwest::Client, timeout: Duration) -> Result<String, String> {
+    async fn issue(&self, client: &reqwest::Client, timeout: Duration) -> Result<String, Refused> {
         let url = self.keystone.tokens_url();
         let response = client
             .post(&url)
@@ -132,7 +135,7 @@ impl Tokens {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| format!("token request to {url} failed: {e}"))?;
+            .map_err(|e| ("other", None, format!("token request to {url} failed: {e}")))?;
         let status = response.status().as_u16();
         let token = response
             .headers()
@@ -141,8 +144,10 @@ impl Tokens {
             .map(str::to_string);
         match (status, token) {
             (201, Some(token)) => Ok(token),
-            (status, _) => Err(format!(
-                "Keystone refused a token at {url}: status {status}"
+            (status, _) => Err((
+                "status",
+                Some(status),
+                format!("Keystone refused a token at {url}: status {status}"),
             )),
         }
     }

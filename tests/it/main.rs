@@ -6,6 +6,7 @@ mod evidence;
 mod failures;
 mod groovy;
 mod jenkins;
+mod keystone;
 mod lab;
 mod pipeline;
 mod reports;
