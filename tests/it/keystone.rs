@@ -238,8 +238,10 @@ action = {{ name = "noop", command = ["true"] }}
 name = "keystone-projects"
 url = "http://127.0.0.1:{}/v3/projects"
 auth = "openstack"
-interval = "100ms"
-timeout = "2s"
+interval = "1s"
+# Keystone (two gunicorn workers) on a loaded 2-core CI machine answers in seconds: probe it
+# gently and wait long. This test is about tokens, not latency.
+timeout = "30s"
 "#,
         b[0], b[1], b[2], b[3], keystone.port
     ))
@@ -336,6 +338,12 @@ impl Background {
         }
     }
 
+    /// SIGTERM: `rollci monitor` stops probing and writes its results.
+    fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
     /// Waits for the exit (generously) and returns (code, stdout, stderr).
     fn wait(&mut self, limit: Duration) -> (Option<i32>, Vec<u8>, Vec<u8>) {
         let deadline = Instant::now() + limit;
@@ -379,7 +387,7 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
     lab.expect(&["provision"], 0);
 
     // A steady run: every probe authenticated.
-    let mut monitor = lab.cmd(&["monitor", "--duration", "3s"]);
+    let mut monitor = lab.cmd(&["monitor", "--duration", "5s"]);
     for (k, v) in &env {
         monitor.env(k, v);
     }
@@ -394,7 +402,7 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
     let first = probe_files(&lab).pop().expect("no monitor-*.jsonl");
     let service = &summary(&first)["services"][0];
     assert_eq!(service["name"], "keystone-projects");
-    assert!(service["probes"].as_u64().unwrap() > 10, "{service}");
+    assert!(service["probes"].as_u64().unwrap() >= 3, "{service}");
     assert_eq!(service["failures"], serde_json::json!({}), "{service}");
     assert_eq!(service["downtime_ms"], 0, "{service}");
     assert_not_leaked(&lab, &keystone.password, &[&out.stdout, &out.stderr]);
@@ -403,13 +411,13 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
     // rollci's probes file is buffered: Keystone's access log tells when rollci holds a token.
     let before: BTreeSet<PathBuf> = probe_files(&lab).into_iter().collect();
     let served = keystone.rollci_requests().len();
-    let mut running = Background::spawn(&lab, &["monitor", "--duration", "10s"], &env);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut running = Background::spawn(&lab, &["monitor", "--duration", "300s"], &env);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while !keystone.rollci_requests()[served..]
         .iter()
         .any(|(m, p, s)| m == "GET" && p == "/v3/projects" && *s == 200)
     {
-        assert!(Instant::now() < deadline, "no successful probe in 30s");
+        assert!(Instant::now() < deadline, "no successful probe in 90s");
         std::thread::sleep(Duration::from_millis(100));
     }
     let old = keystone.token();
@@ -424,7 +432,24 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
         401,
         "a token issued before the rotation still works: no revocation"
     );
-    let (code, stdout, stderr) = running.wait(Duration::from_secs(60));
+    // Under load Keystone answers in seconds: wait for three good probes after the rotation
+    // (Keystone's log), then stop the monitor like a person would (it writes its results).
+    let rotated_at = keystone.rollci_requests().len();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while keystone.rollci_requests()[rotated_at..]
+        .iter()
+        .filter(|(m, p, s)| m == "GET" && p == "/v3/projects" && *s == 200)
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no three good probes after the rotation"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    running.terminate();
+    let (code, stdout, stderr) = running.wait(Duration::from_secs(120));
     assert_eq!(code, Some(0));
     let file = probe_files(&lab)
         .into_iter()
@@ -434,7 +459,7 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
     let all = records(&file);
     let after: Vec<&Value> = all.iter().filter(|r| time(r) > rotated).collect();
     assert!(
-        after.len() >= 5,
+        after.len() >= 3,
         "{} probes after the rotation",
         after.len()
     );
@@ -458,7 +483,7 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
         "{failed:#?}"
     );
     let service = &summary(&file)["services"][0];
-    assert!(service["probes"].as_u64().unwrap() > 20, "{service}");
+    assert!(service["probes"].as_u64().unwrap() >= 8, "{service}");
 
     // Keystone's side: rollci met the 401 and got a new token, once, not one per probe:
     // one token for the first run, one for this run, one renewal.
@@ -490,7 +515,7 @@ fn a_wrong_os_password_fails_every_probe_with_401_and_never_shows() {
         "wrong-{:016x}",
         RandomState::new().hash_one(std::process::id())
     );
-    let mut monitor = lab.cmd(&["monitor", "--duration", "2s"]);
+    let mut monitor = lab.cmd(&["monitor", "--duration", "3s"]);
     for (k, v) in keystone.os_env(&wrong) {
         monitor.env(k, v);
     }
@@ -505,7 +530,7 @@ fn a_wrong_os_password_fails_every_probe_with_401_and_never_shows() {
     assert_eq!(out.status.code(), Some(0));
     let file = probe_files(&lab).pop().expect("no monitor-*.jsonl");
     let all = records(&file);
-    assert!(all.len() > 5, "{} probes", all.len());
+    assert!(all.len() >= 2, "{} probes", all.len());
     for r in &all {
         assert_eq!(r["outcome"], "status", "{r}");
         assert_eq!(r["status"], 401, "{r}");
