@@ -169,11 +169,12 @@ class HarnessTest extends PipelineTestBase {
     void aDaemonLeftRunningIsFoundByItsCookie() {
         newBuild().run('''
             node {
-                sh 'setsid sleep 300 >/dev/null 2>&1 &'
+                sh 'setsid sleep 300 >/dev/null 2>&1 & pid=$!; i=0; until grep -q sleep /proc/$pid/cmdline 2>/dev/null || [ $i -ge 100 ]; do i=$((i+1)); sleep 0.05; done'
             }
         ''')
-        assertEquals(1, build.leftovers.size())
-        assertTrue(build.leftovers[0].cmdline.contains('sleep 300'))
+        // Wait above until the background child has exec'd, or the reaper may meet it while
+        // it is still a copy of the step's `sh`.
+        assertTrue(build.leftovers.toString(), build.leftovers.any { it.cmdline.contains('sleep 300') })
         assertEquals([], Procs.withEnv("JENKINS_NODE_COOKIE=${build.cookie}"))
     }
 
