@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use crate::cli::Global;
 use crate::config::Config;
 use crate::exit::{Kind, fail};
@@ -99,10 +101,40 @@ fn finished(state: &State) -> bool {
     cleaned && state.live().next().is_none()
 }
 
+/// Moves a finished run's journal, evidence and reports to `runs/<run id>/`, so the next
+/// run's reports never show the previous run's evidence.
 fn archive(workspace: &std::path::Path, state: &State) -> anyhow::Result<()> {
-    let dir = workspace.join("runs");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{}.json", state.run_id));
-    std::fs::write(&path, serde_json::to_vec_pretty(state)?)?;
+    let dir = workspace.join("runs").join(&state.run_id);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::write(dir.join("state.json"), serde_json::to_vec_pretty(state)?)?;
+    for part in ["evidence", "reports"] {
+        let from = workspace.join(part);
+        if from.exists() {
+            std::fs::rename(&from, dir.join(part))
+                .with_context(|| format!("failed to archive `{}`", from.display()))?;
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_run_is_archived_with_its_evidence() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ws.path().join("evidence")).unwrap();
+        std::fs::write(ws.path().join("evidence/availability.json"), "{}").unwrap();
+        let state = State::new("t", "A", "B");
+        archive(ws.path(), &state).unwrap();
+        let dir = ws.path().join("runs").join(&state.run_id);
+        assert!(dir.join("state.json").exists());
+        assert!(dir.join("evidence/availability.json").exists());
+        assert!(
+            !ws.path().join("evidence").exists(),
+            "the new run starts without evidence"
+        );
+    }
 }
