@@ -97,9 +97,7 @@ fn run_attempt(
     attempt: u32,
 ) -> anyhow::Result<(Ended, Invocation)> {
     let label = format!("{step}/{}#{attempt}", action.name);
-    let log = ctx
-        .log_dir()
-        .join(format!("{}.log", label.replace([':', '/', '#'], "-")));
+    let log = runner::log_path(&ctx.log_dir(), &label);
     let inv = invocation(ctx, action, vars, label, log)?;
     record_attempt(ctx, action, attempt, &inv)?;
     let ended = runner::run(&inv);

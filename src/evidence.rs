@@ -156,13 +156,7 @@ pub fn read<T: serde::de::DeserializeOwned>(
 
 /// Writes an evidence file atomically.
 pub fn write<T: Serialize>(workspace: &Path, name: &str, value: &T) -> anyhow::Result<PathBuf> {
-    let dir = dir(workspace);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let path = dir.join(name);
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.persist(&path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    let path = dir(workspace).join(name);
+    crate::atomic::write(&path, &serde_json::to_vec_pretty(value)?)?;
     Ok(path)
 }

@@ -75,14 +75,8 @@ pub fn write(workspace: &Path, state: &State) -> anyhow::Result<PathBuf> {
     };
     extras.span = availability.and_then(|a| Some((a.started?, a.ended?)));
     let html = render_page(&summary, &probes, smoke_after.as_ref(), &extras)?;
-    let dir = workspace.join("reports");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let path = dir.join("report.html");
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    std::io::Write::write_all(&mut tmp, html.as_bytes())?;
-    tmp.persist(&path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    let path = workspace.join("reports").join("report.html");
+    crate::atomic::write(&path, html.as_bytes())?;
     Ok(path)
 }
 

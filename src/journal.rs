@@ -247,14 +247,8 @@ impl Journal {
 
     /// Writes the state atomically: a reader sees the old file or the new one, never half.
     pub fn save(&self) -> anyhow::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
-        serde_json::to_writer_pretty(&mut tmp, &self.state).context("failed to encode state")?;
-        tmp.as_file().sync_all().context("failed to sync state")?;
-        tmp.persist(&self.path)
-            .with_context(|| format!("failed to replace `{}`", self.path.display()))?;
-        Ok(())
+        let text = serde_json::to_vec_pretty(&self.state).context("failed to encode state")?;
+        crate::atomic::write(&self.path, &text)
     }
 
     /// Records a resource as `creating` (and saves) before the caller creates it.

@@ -1,7 +1,6 @@
 //! JUnit XML for Jenkins' `junit` step, rendered with quick-junit: smoke tests per phase,
 //! persistent resources and one test case per service's availability budget.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -222,24 +221,10 @@ fn windows_text(service: &ServiceReport) -> String {
 
 /// Writes a report atomically (a temporary file beside it, then renamed).
 pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("failed to create `{}`", parent.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("failed to create a file in `{}`", parent.display()))?;
-    let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-    report
-        .serialize(&mut out)
+    let xml = report
+        .to_string()
         .with_context(|| format!("failed to render JUnit XML for `{}`", path.display()))?;
-    out.flush()
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    drop(out);
-    tmp.persist(path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    Ok(())
+    crate::atomic::write(path, xml.as_bytes())
 }
 
 /// Writes `<workspace>/reports/junit/<name>.xml` for each evidence file that exists

@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod ansible;
+pub mod atomic;
 pub mod availability;
 pub mod cleanup;
 pub mod cli;

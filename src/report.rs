@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use std::collections::BTreeMap;
@@ -174,15 +173,9 @@ fn step_summary(s: &crate::journal::StepRecord) -> StepSummary {
 
 /// Writes `reports/summary.json` and returns its path.
 pub fn write(state: &State, workspace: &Path) -> anyhow::Result<PathBuf> {
-    let dir = workspace.join("reports");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let path = dir.join("summary.json");
-    let text = serde_json::to_string_pretty(&summarize(state, workspace))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.persist(&path)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    let path = workspace.join("reports").join("summary.json");
+    let text = serde_json::to_vec_pretty(&summarize(state, workspace))?;
+    crate::atomic::write(&path, &text)?;
     Ok(path)
 }
 

@@ -234,11 +234,9 @@ fn quote(arg: &str) -> String {
     }
 }
 
-/// Where the log of one attempt goes.
-pub fn log_path(workspace: &Path, label: &str) -> PathBuf {
-    workspace
-        .join("logs")
-        .join(format!("{}.log", label.replace(['/', '#', ':'], "-")))
+/// Where the log of one attempt goes: its label made a file name, in the run's log folder.
+pub fn log_path(log_dir: &Path, label: &str) -> PathBuf {
+    log_dir.join(format!("{}.log", label.replace(['/', '#', ':'], "-")))
 }
 
 #[cfg(test)]

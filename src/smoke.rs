@@ -72,9 +72,7 @@ fn run_command(
         on_failure: Default::default(),
     };
     let label = format!("verify:{}/smoke#1", phase.as_str());
-    let log = ctx
-        .log_dir()
-        .join(format!("verify-{}-smoke.log", phase.as_str()));
+    let log = runner::log_path(&ctx.log_dir(), &label);
     let mut inv = action::invocation(ctx, &action, vars, label, log)?;
     if config.results == "stdout" {
         inv.stdout = Some(file.to_path_buf());

@@ -5,7 +5,6 @@ pub mod api;
 pub mod escape;
 pub mod render;
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -59,23 +58,10 @@ fn source(args: &SourceArgs) -> Source {
 fn emit(text: &str, out: Option<&Path>) -> anyhow::Result<u8> {
     match out {
         None => print!("{text}"),
-        Some(path) => write_atomically(path, text)
+        Some(path) => crate::atomic::write(path, text.as_bytes())
             .with_context(|| format!("failed to write `{}`", path.display()))?,
     }
     Ok(exit::OK)
-}
-
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist(path)?;
-    Ok(())
 }
 
 fn push(config: &Config, config_path: &str, job: &str, args: &SourceArgs) -> anyhow::Result<u8> {

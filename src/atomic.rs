@@ -1,0 +1,42 @@
+//! Atomic file replacement: a temp file in the same folder, synced, then renamed over the
+//! target, so a reader (or a killed rollci) sees the old file or the new one, never half.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Writes `bytes` to `path` atomically, creating its folder if needed.
+pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("failed to replace `{}`", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_whole_file_and_creates_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/f.txt");
+        super::write(&path, b"first, longer").unwrap();
+        super::write(&path, b"second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no temp left"
+        );
+    }
+}
