@@ -26,12 +26,14 @@ lint:
 build:
 	cargo build --locked
 
-# Figures printed, never asserted: probe precision and capacity, then subunit parsing
-# against python-subunit.
-bench: $(VENV)/bin/ansible-playbook
+# Figures printed, never asserted: probe precision and capacity, subunit parsing against
+# python-subunit, then rollci's own overhead per step and across the demo pipeline (which
+# needs what the demo needs). All of them use target/release/rollci, built first.
+bench: deps
 	cargo build --release --locked
 	cargo bench --locked --bench probes
 	$(VENV)/bin/python bench/subunit.py
+	$(VENV)/bin/python bench/overhead.py
 
 # What the demo needs: haproxy and ansible-core.
 deps: $(VENV)/bin/ansible-playbook
