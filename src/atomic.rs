@@ -1,24 +1,36 @@
 //! Atomic file replacement: a temp file in the same folder, synced, then renamed over the
 //! target, so a reader (or a killed rollci) sees the old file or the new one, never half.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
 
 /// Writes `bytes` to `path` atomically, creating its folder if needed.
 pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_with(path, |out| out.write_all(bytes))
+}
+
+/// Like [`write`], with the content streamed by `fill` into a buffered writer, so a large
+/// file is never held in memory whole.
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
-    tmp.write_all(bytes)
+    let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    fill(&mut out)
+        .and_then(|()| out.flush())
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("failed to write `{}`", path.display()))?;
+    drop(out);
     tmp.persist(path)
         .with_context(|| format!("failed to replace `{}`", path.display()))?;
     Ok(())

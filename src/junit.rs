@@ -1,6 +1,7 @@
 //! JUnit XML for Jenkins' `junit` step, rendered with quick-junit: smoke tests per phase,
 //! persistent resources and one test case per service's availability budget.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,6 +9,9 @@ use anyhow::Context;
 use quick_junit::{NonSuccessKind, Report, TestCaseStatus, TestSuite};
 
 use crate::evidence::{self, Availability, Persistent, ServiceReport, Smoke};
+
+mod stream;
+pub use stream::write_tests;
 
 /// Folder of the JUnit files inside a workspace.
 pub fn dir(workspace: &Path) -> PathBuf {
@@ -24,32 +28,84 @@ pub fn split_id(id: &str) -> (&str, &str) {
     }
 }
 
-/// One test result as a JUnit test case (`xfail` passes and `uxsuccess` fails, as in
-/// `subunit2junitxml`).
-pub fn test_case(test: &evidence::TestCase) -> quick_junit::TestCase {
-    let details = test.details.as_deref().unwrap_or("");
-    let status = match test.status.as_str() {
-        "success" | "xfail" => TestCaseStatus::success(),
-        "skip" => with_text(TestCaseStatus::skipped(), first_line(details), details),
-        "fail" => with_text(failure(), last_line(details), details),
-        "uxsuccess" => {
-            let mut status = with_text(failure(), "unexpected success", details);
-            status.set_type("unittest.case._UnexpectedSuccess");
-            status
+/// What one test result becomes in JUnit, the same for quick-junit's model and for the
+/// streaming writer ([`stream`]).
+pub(crate) struct Case<'a> {
+    pub classname: &'a str,
+    pub name: &'a str,
+    pub time: Option<Duration>,
+    pub kind: Kind,
+    /// The outcome element's `message` attribute and text, each left out when empty.
+    pub message: Cow<'a, str>,
+    pub description: &'a str,
+    pub ty: Option<&'static str>,
+    pub system_out: Option<&'a str>,
+}
+
+/// The outcome element of a test case, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Success,
+    Skipped,
+    Failure,
+    Error,
+}
+
+impl<'a> Case<'a> {
+    /// `xfail` passes and `uxsuccess` fails, as in `subunit2junitxml`.
+    pub fn of(test: &'a evidence::TestCase) -> Self {
+        let details = test.details.as_deref().unwrap_or("");
+        let (kind, message, ty) = match test.status.as_str() {
+            "success" | "xfail" => (Kind::Success, Cow::Borrowed(""), None),
+            "skip" => (Kind::Skipped, first_line(details).into(), None),
+            "fail" => (Kind::Failure, last_line(details).into(), None),
+            "uxsuccess" => (
+                Kind::Failure,
+                "unexpected success".into(),
+                Some("unittest.case._UnexpectedSuccess"),
+            ),
+            other => (
+                Kind::Error,
+                format!("unknown status `{other}`").into(),
+                None,
+            ),
+        };
+        let (classname, name) = split_id(&test.id);
+        Case {
+            classname,
+            name,
+            time: test
+                .duration_ms
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1e3)),
+            kind,
+            message,
+            description: if kind == Kind::Success { "" } else { details },
+            ty,
+            system_out: (test.status == "xfail" && !details.is_empty()).then_some(details),
         }
-        other => {
-            let message = format!("unknown status `{other}`");
-            with_text(error(), &message, details)
-        }
-    };
-    let (classname, name) = split_id(&test.id);
-    let mut case = quick_junit::TestCase::new(name, status);
-    case.set_classname(classname);
-    if let Some(ms) = test.duration_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
-        case.set_time(Duration::from_secs_f64(ms / 1e3));
     }
-    if test.status == "xfail" && !details.is_empty() {
-        case.set_system_out(details);
+}
+
+/// One test result as a quick-junit test case.
+pub fn test_case(test: &evidence::TestCase) -> quick_junit::TestCase {
+    let c = Case::of(test);
+    let mut status = match c.kind {
+        Kind::Success => TestCaseStatus::success(),
+        Kind::Skipped => with_text(TestCaseStatus::skipped(), &c.message, c.description),
+        Kind::Failure => with_text(failure(), &c.message, c.description),
+        Kind::Error => with_text(error(), &c.message, c.description),
+    };
+    if let Some(ty) = c.ty {
+        status.set_type(ty);
+    }
+    let mut case = quick_junit::TestCase::new(c.name, status);
+    case.set_classname(c.classname);
+    if let Some(time) = c.time {
+        case.set_time(time);
+    }
+    if let Some(out) = c.system_out {
+        case.set_system_out(out);
     }
     case
 }

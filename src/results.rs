@@ -196,8 +196,7 @@ pub fn command(args: &ResultsArgs) -> anyhow::Result<u8> {
         eprintln!("note: {note}");
     }
     if let Some(out) = &args.junit {
-        let report = junit::tests_report(&suite_name(&args.file), &loaded.tests);
-        junit::write(&report, out)?;
+        junit::write_tests(&suite_name(&args.file), &loaded.tests, out)?;
     }
     let counts = counts(&loaded.tests);
     let stdout = std::io::stdout();
@@ -236,97 +235,198 @@ fn suite_name(path: &Path) -> String {
 /// A small JUnit XML reader: `<testcase>` elements with `<failure>`, `<error>` and
 /// `<skipped>` children, wherever they sit under `<testsuites>`/`<testsuite>`.
 mod junit_xml {
+    use quick_xml::Reader;
+    use quick_xml::encoding::Decoder;
+    use quick_xml::escape::resolve_predefined_entity;
+    use quick_xml::events::{BytesRef, BytesStart, Event};
+
     use crate::evidence::TestCase;
 
-    /// One piece of markup.
-    #[derive(Debug, PartialEq)]
-    enum Token<'a> {
-        Open {
-            name: &'a str,
-            attrs: Vec<(&'a str, String)>,
-            empty: bool,
-        },
-        Close(&'a str),
-        Text(String),
-    }
+    type Attrs = Vec<(String, String)>;
 
     /// The test case being read.
     struct Open {
         test: TestCase,
+        /// Where its start tag is, for the error if it is never closed.
+        at: u64,
         /// Inside a `<failure>`, `<error>` or `<skipped>` child: its text is the details.
         in_outcome: bool,
     }
 
+    /// What the events read so far add up to.
+    struct State {
+        decoder: Decoder,
+        tests: Vec<TestCase>,
+        current: Option<Open>,
+        /// Elements not yet closed and where they start, innermost last: quick-xml checks
+        /// that end tags match but does not complain about elements left open at the end.
+        unclosed: Vec<(String, u64)>,
+        /// Text since the last markup: quick-xml splits it at every `&…;` reference,
+        /// but it is one piece of details.
+        text: String,
+        saw_root: bool,
+    }
+
     /// Parses a JUnit XML document into test results.
     pub fn parse(text: &str) -> Result<Vec<TestCase>, String> {
-        let mut tests = Vec::new();
-        let mut current: Option<Open> = None;
-        let mut saw_root = false;
-        let mut pos = 0;
-        while let Some((token, next)) = next_token(text, pos)? {
-            pos = next;
-            saw_root |= matches!(&token, Token::Open { name, .. }
-                if matches!(*name, "testsuites" | "testsuite" | "testcase"));
-            apply(token, &mut current, &mut tests)?;
+        let mut reader = Reader::from_str(text);
+        // A lone `&` in hand-written details is kept, not refused.
+        reader.config_mut().allow_dangling_amp = true;
+        let mut state = State::new(reader.decoder());
+        loop {
+            let at = reader.buffer_position();
+            let event = reader
+                .read_event()
+                .map_err(|e| format!("{e} at byte {}", reader.error_position()))?;
+            if event == Event::Eof {
+                return state.finish();
+            }
+            state
+                .apply(event, at)
+                .map_err(|e| format!("{e} at byte {at}"))?;
         }
-        if let Some(open) = current {
-            return Err(format!("`<testcase>` `{}` is not closed", open.test.id));
-        }
-        if !saw_root {
-            return Err("no `<testsuites>`, `<testsuite>` or `<testcase>` element".into());
-        }
-        Ok(tests)
     }
 
-    fn apply(
-        token: Token<'_>,
-        current: &mut Option<Open>,
-        tests: &mut Vec<TestCase>,
-    ) -> Result<(), String> {
-        match token {
-            Token::Open {
-                name: "testcase",
-                attrs,
-                empty,
-            } => {
-                if current.is_some() {
-                    return Err("`<testcase>` inside another `<testcase>`".into());
+    impl State {
+        fn new(decoder: Decoder) -> Self {
+            State {
+                decoder,
+                tests: Vec::new(),
+                current: None,
+                unclosed: Vec::new(),
+                text: String::new(),
+                saw_root: false,
+            }
+        }
+
+        /// Takes in the event that starts at byte `at`.
+        fn apply(&mut self, event: Event<'_>, at: u64) -> Result<(), String> {
+            match event {
+                Event::Text(t) => self.text.push_str(&t.decode().map_err(|e| e.to_string())?),
+                Event::GeneralRef(r) => self.text.push_str(&reference(&r)?),
+                markup => {
+                    let text = std::mem::take(&mut self.text);
+                    self.add_text(&text);
+                    self.markup(markup, at)?;
                 }
-                let test = new_case(&attrs)?;
-                if empty {
-                    tests.push(test);
-                } else {
-                    *current = Some(Open {
+            }
+            Ok(())
+        }
+
+        /// Comments, processing instructions, the XML declaration and DOCTYPE are skipped.
+        fn markup(&mut self, event: Event<'_>, at: u64) -> Result<(), String> {
+            match event {
+                Event::Start(start) => {
+                    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                    self.unclosed.push((name, at));
+                    self.open(&start, Some(at))?;
+                }
+                Event::Empty(start) => self.open(&start, None)?,
+                Event::End(end) => {
+                    self.unclosed.pop();
+                    self.close(end.name().as_ref())?;
+                }
+                // CDATA is a piece of details on its own, apart from the text around it.
+                Event::CData(c) => self.add_text(&c.decode().map_err(|e| e.to_string())?),
+                _ => {}
+            }
+            Ok(())
+        }
+
+        /// A start tag at `start_at`, or an empty element tag (`None`).
+        fn open(&mut self, start: &BytesStart<'_>, start_at: Option<u64>) -> Result<(), String> {
+            // Every tag's attributes are read so that a malformed one is an error anywhere.
+            let attrs = attributes(start, self.decoder)?;
+            let name = start.name();
+            let name = name.as_ref();
+            self.saw_root |= matches!(name, b"testsuites" | b"testsuite" | b"testcase");
+            if name != b"testcase" {
+                if let Some(open) = self.current.as_mut() {
+                    outcome(open, name, &attrs, start_at.is_none());
+                }
+                return Ok(());
+            }
+            if self.current.is_some() {
+                return Err("`<testcase>` inside another `<testcase>`".into());
+            }
+            let test = new_case(&attrs)?;
+            match start_at {
+                None => self.tests.push(test),
+                Some(at) => {
+                    let open = Open {
                         test,
+                        at,
                         in_outcome: false,
-                    });
+                    };
+                    self.current = Some(open);
                 }
             }
-            Token::Open { name, attrs, empty } => {
-                if let Some(open) = current.as_mut() {
-                    outcome(open, name, &attrs, empty);
-                }
+            Ok(())
+        }
+
+        fn close(&mut self, name: &[u8]) -> Result<(), String> {
+            if name == b"testcase" {
+                let open = self
+                    .current
+                    .take()
+                    .ok_or("`</testcase>` without `<testcase>`")?;
+                self.tests.push(open.test);
+            } else if let Some(open) = self.current.as_mut() {
+                open.in_outcome &= !matches!(name, b"failure" | b"error" | b"skipped");
             }
-            Token::Close("testcase") => {
-                let open = current.take().ok_or("`</testcase>` without `<testcase>`")?;
-                tests.push(open.test);
-            }
-            Token::Close(name) => {
-                if let Some(open) = current.as_mut() {
-                    open.in_outcome &= !matches!(name, "failure" | "error" | "skipped");
-                }
-            }
-            Token::Text(text) => {
-                if let Some(open) = current.as_mut().filter(|o| o.in_outcome) {
-                    append(&mut open.test.details, &text);
-                }
+            Ok(())
+        }
+
+        fn add_text(&mut self, text: &str) {
+            if let Some(open) = self.current.as_mut().filter(|o| o.in_outcome) {
+                append(&mut open.test.details, text);
             }
         }
-        Ok(())
+
+        fn finish(self) -> Result<Vec<TestCase>, String> {
+            if let Some(open) = self.current {
+                let (id, at) = (open.test.id, open.at);
+                return Err(format!("`<testcase>` `{id}` at byte {at} is not closed"));
+            }
+            if let Some((name, at)) = self.unclosed.last() {
+                return Err(format!("`<{name}>` at byte {at} is not closed"));
+            }
+            if !self.saw_root {
+                return Err("no `<testsuites>`, `<testsuite>` or `<testcase>` element".into());
+            }
+            Ok(self.tests)
+        }
     }
 
-    fn new_case(attrs: &[(&str, String)]) -> Result<TestCase, String> {
-        let get = |key: &str| attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+    /// A tag's attributes, unescaped, in document order.
+    fn attributes(start: &BytesStart<'_>, decoder: Decoder) -> Result<Attrs, String> {
+        let malformed = |e: &dyn std::fmt::Display| format!("a malformed attribute ({e})");
+        start
+            .attributes()
+            .map(|attr| {
+                let attr = attr.map_err(|e| malformed(&e))?;
+                let value = attr
+                    .decode_and_unescape_value(decoder)
+                    .map_err(|e| malformed(&e))?;
+                let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+                Ok((key, value.into_owned()))
+            })
+            .collect()
+    }
+
+    /// A character reference or one of the five predefined entities; anything else is
+    /// kept as written rather than refused.
+    fn reference(r: &BytesRef<'_>) -> Result<String, String> {
+        let name = r.decode().map_err(|e| e.to_string())?;
+        let resolved = match r.resolve_char_ref() {
+            Ok(Some(c)) => Some(c.to_string()),
+            _ => resolve_predefined_entity(&name).map(str::to_string),
+        };
+        Ok(resolved.unwrap_or_else(|| format!("&{name};")))
+    }
+
+    fn new_case(attrs: &Attrs) -> Result<TestCase, String> {
+        let get = |key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v);
         let name = get("name").ok_or("a `<testcase>` has no `name`")?;
         let id = match get("classname").filter(|c| !c.is_empty()) {
             Some(class) => format!("{class}.{name}"),
@@ -345,17 +445,17 @@ mod junit_xml {
 
     /// A child of a test case: failures and errors fail it, `skipped` skips it; their
     /// `message` and text become the details.
-    fn outcome(open: &mut Open, name: &str, attrs: &[(&str, String)], empty: bool) {
+    fn outcome(open: &mut Open, name: &[u8], attrs: &Attrs, empty: bool) {
         let status = match name {
-            "failure" | "error" => "fail",
-            "skipped" => "skip",
+            b"failure" | b"error" => "fail",
+            b"skipped" => "skip",
             _ => return,
         };
         // A failure wins over a skip reported for the same case.
         if open.test.status != "fail" {
             open.test.status = status.into();
         }
-        if let Some((_, message)) = attrs.iter().find(|(k, _)| *k == "message") {
+        if let Some((_, message)) = attrs.iter().find(|(k, _)| k == "message") {
             append(&mut open.test.details, message);
         }
         open.in_outcome = !empty;
@@ -371,142 +471,6 @@ mod junit_xml {
                 d.push_str(text);
             }
             None => *details = Some(text.to_string()),
-        }
-    }
-
-    /// The token at `pos` and where the next one starts; `None` at the end.
-    fn next_token(text: &str, pos: usize) -> Result<Option<(Token<'_>, usize)>, String> {
-        let rest = &text[pos..];
-        if rest.is_empty() {
-            return Ok(None);
-        }
-        if !rest.starts_with('<') {
-            let end = rest.find('<').map_or(text.len(), |i| pos + i);
-            return Ok(Some((Token::Text(unescape(&text[pos..end])), end)));
-        }
-        let skip = |open: &str, close: &str| -> Result<Option<usize>, String> {
-            if !rest.starts_with(open) {
-                return Ok(None);
-            }
-            let end = rest[open.len()..]
-                .find(close)
-                .ok_or_else(|| format!("`{open}` at byte {pos} is not closed"))?;
-            Ok(Some(pos + open.len() + end + close.len()))
-        };
-        if let Some(end) = skip("<![CDATA[", "]]>")? {
-            let inner = &text[pos + 9..end - 3];
-            return Ok(Some((Token::Text(inner.to_string()), end)));
-        }
-        for (open, close) in [("<?", "?>"), ("<!--", "-->"), ("<!", ">")] {
-            if let Some(end) = skip(open, close)? {
-                return next_token(text, end);
-            }
-        }
-        tag(text, pos).map(Some)
-    }
-
-    /// A start, empty or end tag at `pos`.
-    fn tag(text: &str, pos: usize) -> Result<(Token<'_>, usize), String> {
-        let end = tag_end(text, pos).ok_or_else(|| format!("tag at byte {pos} is not closed"))?;
-        let inner = &text[pos + 1..end];
-        if let Some(name) = inner.strip_prefix('/') {
-            return Ok((Token::Close(name.trim()), end + 1));
-        }
-        let (inner, empty) = match inner.strip_suffix('/') {
-            Some(i) => (i, true),
-            None => (inner, false),
-        };
-        let name_end = inner
-            .find(|c: char| c.is_whitespace())
-            .unwrap_or(inner.len());
-        let name = &inner[..name_end];
-        if name.is_empty() {
-            return Err(format!("tag without a name at byte {pos}"));
-        }
-        let attrs = attributes(&inner[name_end..]).map_err(|e| format!("{e} at byte {pos}"))?;
-        Ok((Token::Open { name, attrs, empty }, end + 1))
-    }
-
-    /// The `>` closing the tag at `pos`, skipping quoted attribute values.
-    fn tag_end(text: &str, pos: usize) -> Option<usize> {
-        let mut quote: Option<u8> = None;
-        for (i, &b) in text.as_bytes()[pos..].iter().enumerate() {
-            match (quote, b) {
-                (None, b'"' | b'\'') => quote = Some(b),
-                (Some(q), _) if q == b => quote = None,
-                (None, b'>') => return Some(pos + i),
-                _ => {}
-            }
-        }
-        None
-    }
-
-    fn attributes(mut s: &str) -> Result<Vec<(&str, String)>, String> {
-        let mut attrs = Vec::new();
-        loop {
-            s = s.trim_start();
-            if s.is_empty() {
-                return Ok(attrs);
-            }
-            let eq = s.find('=').ok_or("an attribute without a value")?;
-            let key = s[..eq].trim();
-            let value = s[eq + 1..].trim_start();
-            let quote = value
-                .chars()
-                .next()
-                .filter(|c| matches!(c, '"' | '\''))
-                .ok_or("an unquoted attribute value")?;
-            let close = value[1..]
-                .find(quote)
-                .ok_or("an attribute value without its closing quote")?;
-            attrs.push((key, unescape(&value[1..1 + close])));
-            s = &value[close + 2..];
-        }
-    }
-
-    /// Replaces the five named entities and numeric character references; anything else
-    /// is kept as it is.
-    pub fn unescape(s: &str) -> String {
-        if !s.contains('&') {
-            return s.to_string();
-        }
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s;
-        while let Some(amp) = rest.find('&') {
-            out.push_str(&rest[..amp]);
-            rest = &rest[amp..];
-            let decoded = rest
-                .find(';')
-                .and_then(|semi| entity(&rest[1..semi]).map(|c| (c, semi + 1)));
-            match decoded {
-                Some((c, len)) => {
-                    out.push(c);
-                    rest = &rest[len..];
-                }
-                None => {
-                    out.push('&');
-                    rest = &rest[1..];
-                }
-            }
-        }
-        out.push_str(rest);
-        out
-    }
-
-    fn entity(name: &str) -> Option<char> {
-        match name {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => {
-                let code = match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
-                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                    None => name.strip_prefix('#')?.parse().ok()?,
-                };
-                char::from_u32(code)
-            }
         }
     }
 }
@@ -620,6 +584,72 @@ AssertionError: 1 != 2</failure>
             "<html><body/></html>",
         ] {
             assert!(junit_xml::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn junit_prolog_nested_suites_and_quotes_are_read() {
+        let xml = "<?xml version='1.0' encoding='UTF-8'?>\n<!DOCTYPE testsuites>\n\
+            <?pi data?><testsuites><testsuite name='outer'><!-- <testcase name='no'/> -->\
+            <testsuite name=\"inner\"><testcase classname='a.B' name='t' time=' 1.5 '>\
+            <skipped/></testcase></testsuite></testsuite></testsuites>";
+        let tests = junit_xml::parse(xml).unwrap();
+        assert_eq!(tests.len(), 1);
+        assert_eq!(
+            (tests[0].id.as_str(), tests[0].status.as_str()),
+            ("a.B.t", "skip")
+        );
+        assert_eq!(
+            (tests[0].duration_ms, tests[0].details.as_deref()),
+            (Some(1500.0), None)
+        );
+    }
+
+    #[test]
+    fn junit_entities_and_cdata_become_details() {
+        let xml = r#"<testsuite><testcase name="t&amp;&#60;&#x3E;">
+<failure message="a &quot;b&quot; &#233;">x &amp; y &#65;&#x42; &nbsp; AT&T<![CDATA[<raw> &amp;]]>after</failure>
+<system-out>not details</system-out></testcase></testsuite>"#;
+        let tests = junit_xml::parse(xml).unwrap();
+        assert_eq!(tests[0].id, "t&<>");
+        assert_eq!(
+            tests[0].details.as_deref(),
+            // Text, CDATA and text are three pieces, as before; unknown references stay.
+            Some("a \"b\" \u{e9}\nx & y AB &nbsp; AT&T\n<raw> &amp;\nafter")
+        );
+    }
+
+    #[test]
+    fn malformed_junit_errors_say_where() {
+        let cases: [(&str, &str); 8] = [
+            (
+                "<a><b name='x'></c></a>",
+                "`</b>`, but `</c>` was found at byte 15",
+            ),
+            ("<testsuite></testsuites>", "`</testsuites>`"),
+            (
+                "<testsuite><testcase name='x'/>",
+                "`<testsuite>` at byte 0 is not",
+            ),
+            (
+                "<a><testcase name='x'><failure>",
+                "`<testcase>` `x` at byte 3 is not",
+            ),
+            (
+                "<testsuite><testcase name=x/></testsuite>",
+                "malformed attribute",
+            ),
+            ("<testsuite><![CDATA[ x </testsuite>", "CDATA not closed"),
+            ("<testsuite><!-- x </testsuite>", "comment not closed"),
+            (
+                "<a><testcase name='x'><testcase name='y'/>",
+                "inside another",
+            ),
+        ];
+        for (bad, said) in cases {
+            let err = junit_xml::parse(bad).unwrap_err();
+            let ok = err.contains(said) && err.contains(" at byte ");
+            assert!(ok, "{bad}: {err}");
         }
     }
 
