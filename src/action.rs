@@ -115,6 +115,9 @@ pub fn invocation(
     log: PathBuf,
 ) -> anyhow::Result<Invocation> {
     let base = ctx.config.base_dir();
+    let tmp = ansible::temp_dir(&ctx.workspace);
+    std::fs::create_dir_all(&tmp)
+        .with_context(|| format!("failed to create `{}`", tmp.display()))?;
     let mut env = ansible::environment(&ctx.workspace);
     env.push((RUN_MARKER.into(), ctx.journal.state.run_id.clone()));
     env.push((

@@ -90,10 +90,14 @@ pub fn write_vars(vars: &serde_json::Value, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Environment that keeps Ansible's files inside the workspace and its output plain.
+///
+/// `TMPDIR` points into the workspace too: a module killed mid-run (a timeout, a cleanup)
+/// leaves its `ansible_*_payload_*` folder behind, and that must not be in the agent's /tmp.
 pub fn environment(workspace: &Path) -> Vec<(String, String)> {
+    let tmp = temp_dir(workspace);
     let home = workspace.join("ansible");
-    let tmp = home.join("tmp");
     [
+        ("TMPDIR", tmp.display().to_string()),
         ("ANSIBLE_HOME", home.display().to_string()),
         ("ANSIBLE_LOCAL_TEMP", tmp.display().to_string()),
         ("ANSIBLE_REMOTE_TEMP", tmp.display().to_string()),
@@ -110,6 +114,12 @@ pub fn environment(workspace: &Path) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_string(), v))
     .chain(utf8_locale())
     .collect()
+}
+
+/// The temporary folder of the tools rollci runs; [`environment`] names it, the caller
+/// creates it.
+pub fn temp_dir(workspace: &Path) -> std::path::PathBuf {
+    workspace.join("ansible").join("tmp")
 }
 
 /// Ansible refuses to start without a UTF-8 locale, which Jenkins agents often lack.
@@ -142,6 +152,23 @@ pub fn meaning(code: i32) -> &'static str {
 mod tests {
     use super::*;
     use crate::journal::Host;
+
+    #[test]
+    fn every_temporary_folder_is_inside_the_workspace() {
+        let ws = Path::new("/w/.rollci");
+        let env = environment(ws);
+        for key in [
+            "TMPDIR",
+            "ANSIBLE_LOCAL_TEMP",
+            "ANSIBLE_REMOTE_TMP",
+            "ANSIBLE_HOME",
+        ] {
+            let (_, value) = env.iter().find(|(k, _)| k == key).expect(key);
+            assert!(Path::new(value).starts_with(ws), "{key}={value}");
+        }
+        let tmp = env.iter().find(|(k, _)| k == "TMPDIR").unwrap();
+        assert_eq!(Path::new(&tmp.1), temp_dir(ws));
+    }
 
     fn state() -> State {
         let mut s = State::new("demo", "A", "B");
