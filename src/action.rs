@@ -99,10 +99,11 @@ fn run_attempt(
     let label = format!("{step}/{}#{attempt}", action.name);
     let log = runner::log_path(&ctx.log_dir(), &label);
     let inv = invocation(ctx, action, vars, label, log)?;
-    record_attempt(ctx, action, attempt, &inv)?;
+    record_attempt(ctx, &action.name, attempt, &inv)?;
     let ended = runner::run(&inv);
     ctx.provider.adopt(&mut ctx.journal)?;
-    finish_attempt(ctx, ended.as_ref().ok().copied())?;
+    let ran = ended.as_ref().ok().copied();
+    finish_attempt(ctx, ran, ran.is_some_and(Ended::success))?;
     Ok((ended?, inv))
 }
 
@@ -163,9 +164,10 @@ pub fn invocation(
     })
 }
 
-fn record_attempt(
+/// Journals an attempt of the action named `name` as running, before it starts.
+pub(crate) fn record_attempt(
     ctx: &mut Ctx,
-    action: &Action,
+    name: &str,
     attempt: u32,
     inv: &Invocation,
 ) -> anyhow::Result<()> {
@@ -176,7 +178,7 @@ fn record_attempt(
         .last_mut()
         .context("no open step record")?;
     record.attempts.push(Attempt {
-        action: action.name.clone(),
+        action: name.to_string(),
         attempt,
         started: Utc::now(),
         ended: None,
@@ -187,7 +189,13 @@ fn record_attempt(
     ctx.journal.save()
 }
 
-fn finish_attempt(ctx: &mut Ctx, ended: Option<Ended>) -> anyhow::Result<()> {
+/// Closes the last attempt: how it ended (`None`: it could not be run) and whether that
+/// counts as passed, which the caller decides (a test runner's exit status does not).
+pub(crate) fn finish_attempt(
+    ctx: &mut Ctx,
+    ended: Option<Ended>,
+    passed: bool,
+) -> anyhow::Result<()> {
     let record = ctx
         .journal
         .state
@@ -197,7 +205,7 @@ fn finish_attempt(ctx: &mut Ctx, ended: Option<Ended>) -> anyhow::Result<()> {
     if let Some(a) = record.attempts.last_mut() {
         a.ended = Some(Utc::now());
         a.exit_code = ended.map(Ended::code);
-        a.outcome = if ended.is_some_and(Ended::success) {
+        a.outcome = if passed {
             Outcome::Passed
         } else {
             Outcome::Failed

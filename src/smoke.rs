@@ -77,8 +77,15 @@ fn run_command(
     if config.results == "stdout" {
         inv.stdout = Some(file.to_path_buf());
     }
-    let ended = runner::run(&inv)?;
-    // Test runners exit non-zero when tests fail: the results decide, not the status.
+    // Journaled like an action's attempt, so that its run time and log are on record; it
+    // passes when it ran to the end: test runners exit non-zero when tests fail, and the
+    // results decide, not the status.
+    action::record_attempt(ctx, &action.name, 1, &inv)?;
+    let ended = runner::run(&inv);
+    ctx.provider.adopt(&mut ctx.journal)?;
+    let ran = ended.as_ref().ok().copied();
+    action::finish_attempt(ctx, ran, ran.is_some_and(|e| e != runner::Ended::TimedOut))?;
+    let ended = ended?;
     if ended == runner::Ended::TimedOut {
         return Err(fail(
             Kind::Infra,

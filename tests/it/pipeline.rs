@@ -42,9 +42,33 @@ fn run_passes_every_step_and_leaves_nothing() {
         .count();
     assert!(processes >= 7, "only {processes} processes journaled");
     lab.assert_nothing_left();
+    assert_smoke_attempts_journaled(&lab);
     let summary = lab.json("reports/summary.json");
     assert_eq!(summary["summary_version"], 1);
     assert_rolling_evidence(&lab, &summary);
+}
+
+/// The smoke command of each verify phase is on record like an action: one attempt that
+/// ran to its end, with its exit status and its log.
+fn assert_smoke_attempts_journaled(lab: &Lab) {
+    let state = lab.json("state.json");
+    let verifies: Vec<&serde_json::Value> = state["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "verify")
+        .collect();
+    assert_eq!(verifies.len(), 2, "{state}");
+    for step in verifies {
+        let attempts = step["attempts"].as_array().unwrap();
+        let smoke: Vec<_> = attempts.iter().filter(|a| a["action"] == "smoke").collect();
+        assert_eq!(smoke.len(), 1, "{step}");
+        assert_eq!(smoke[0]["outcome"], "passed", "{step}");
+        assert!(smoke[0]["ended"].is_string(), "{step}");
+        assert!(smoke[0]["exit_code"].is_i64(), "{step}");
+        let log = std::path::Path::new(smoke[0]["log"].as_str().unwrap());
+        assert!(log.is_file(), "{}", log.display());
+    }
 }
 
 /// The evidence of a rolling upgrade through haproxy: no downtime at the VIP, each node's
