@@ -190,8 +190,11 @@ fn precision() -> anyhow::Result<()> {
         .collect();
     let slow = start_phased(&slow_specs, dir.path())?;
     let fast_spec = spec("every-50ms", &server.url(), FAST);
-    let fast = Monitor::start(vec![fast_spec.clone()], &dir.path().join("fast.jsonl"))?;
-    fast.set_action("outages");
+    let fast = Monitor::start(
+        vec![fast_spec.clone()],
+        &dir.path().join("fast.jsonl"),
+        "outages",
+    )?;
     let outages = inject(&mut server)?;
     let fast = fast.stop()?;
     let slow = slow
@@ -233,8 +236,8 @@ fn start_phased(specs: &[Spec], dir: &Path) -> anyhow::Result<Vec<Monitor>> {
         if k > 0 {
             std::thread::sleep(SLOW / PHASES);
         }
-        let monitor = Monitor::start(vec![spec.clone()], &dir.join(format!("slow{k}.jsonl")))?;
-        monitor.set_action("outages");
+        let file = dir.join(format!("slow{k}.jsonl"));
+        let monitor = Monitor::start(vec![spec.clone()], &file, "outages")?;
         monitors.push(monitor);
     }
     Ok(monitors)
@@ -409,8 +412,7 @@ fn load(services: usize, tck: f64) -> anyhow::Result<Load> {
         .collect();
     let overflows = listen_overflows()?;
     let started = Instant::now();
-    let monitor = Monitor::start(specs, &dir.path().join("load.jsonl"))?;
-    monitor.set_action("load");
+    let monitor = Monitor::start(specs, &dir.path().join("load.jsonl"), "load")?;
     let (tid, cpu) = (probe_thread()?, Instant::now());
     let (thread0, process0) = (thread_ticks(tid)?, ticks(Path::new("/proc/self/stat"))?);
     std::thread::sleep(LOAD.saturating_sub(started.elapsed()));

@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::evidence::{self, ActionSpan, Availability};
 use crate::exit::{Kind, fail};
 use crate::journal::State;
-use crate::probe::{self, Monitor, Spec};
+use crate::probe::{self, BASELINE, Monitor, Spec};
 
 /// The probes of one upgrade and the actions they saw.
 pub struct Watch {
@@ -41,7 +41,7 @@ impl Watch {
         }
         let specs = probe::specs(&ctx.config.probes, &host_vars(&ctx.journal.state))?;
         let file = evidence::dir(&ctx.workspace).join("probes.jsonl");
-        let monitor = Monitor::start(specs.clone(), &file)?;
+        let monitor = Monitor::start(specs.clone(), &file, BASELINE)?;
         println!(
             "--- probing {} service(s), baseline {}",
             specs.len(),

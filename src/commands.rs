@@ -225,8 +225,7 @@ fn monitor(g: &Global, duration: Option<std::time::Duration>) -> anyhow::Result<
         probes_file: Some(file.clone()),
         ..Default::default()
     };
-    let monitor = crate::probe::Monitor::start(specs.clone(), &file)?;
-    monitor.set_action("monitor");
+    let monitor = crate::probe::Monitor::start(specs.clone(), &file, "monitor")?;
     println!("--- probing {} service(s); Ctrl-C stops", specs.len());
     wait_for(duration)?;
     let records = monitor.stop()?;

@@ -103,15 +103,18 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts probing; every result is appended to `file` (JSON lines) as it arrives.
-    pub fn start(specs: Vec<Spec>, file: &Path) -> anyhow::Result<Monitor> {
+    /// Starts probing, tagging results with `action` (e.g. [`BASELINE`]) until
+    /// [`Monitor::set_action`]; every result is appended to `file` (JSON lines) as it
+    /// arrives. The first tag is given here: the first probes fire at once, before a
+    /// `set_action` right after `start` could run.
+    pub fn start(specs: Vec<Spec>, file: &Path, action: &str) -> anyhow::Result<Monitor> {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let out = std::fs::File::create(file)
             .with_context(|| format!("failed to create `{}`", file.display()))?;
         let (stop, stopped) = watch::channel(false);
-        let action = Arc::new(Mutex::new(BASELINE.to_string()));
+        let action = Arc::new(Mutex::new(action.to_string()));
         let shared = Arc::clone(&action);
         let thread = std::thread::Builder::new()
             .name("probes".into())
@@ -243,4 +246,50 @@ async fn collect(
     }
     out.flush().context("failed to write the probes file")?;
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::{Monitor, Spec};
+    use crate::config::RequestConfig;
+
+    #[test]
+    fn the_first_probes_carry_the_label_given_at_start() {
+        // A port nobody listens on: every probe fails at once, which is all this needs.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let spec = Spec {
+            service: "s".into(),
+            url: url.clone(),
+            requests: vec![RequestConfig {
+                url,
+                method: "GET".into(),
+                headers: BTreeMap::new(),
+                body: None,
+                expect_status: vec![],
+                body_contains: None,
+                capture: None,
+            }],
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(1),
+            budget: None,
+            auth: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = Monitor::start(vec![spec], &dir.path().join("p.jsonl"), "first").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let records = monitor.stop().unwrap();
+        assert!(!records.is_empty());
+        assert!(
+            records.iter().all(|r| r.action.as_deref() == Some("first")),
+            "{records:?}"
+        );
+    }
 }

@@ -458,13 +458,15 @@ fn openstack_probes_use_a_keystone_token_and_renew_it_when_revoked() {
 
     let all = records(&file);
     let after: Vec<&Value> = all.iter().filter(|r| time(r) > rotated).collect();
-    // The renewal worked: no probe ever saw a 401, and the run ends healthy: at least three
-    // good probes after the rotation (Keystone logged them), the last answered probe among them.
+    // The renewal worked: no probe ever saw a 401, a probe started after the rotation (when
+    // the old token no longer works) succeeded, and the last answered probe is good. Of the
+    // three good probes Keystone logged after the rotation, those in flight across it may
+    // have started before it: only one is sure to have started after.
     assert!(all.iter().all(|r| r["status"] != 401), "{all:#?}");
     let good_after = after.iter().filter(|r| r["outcome"] == "ok").count();
     assert!(
-        good_after >= 3,
-        "{good_after} good probes after the rotation: {after:#?}"
+        good_after >= 1,
+        "no good probe started after the rotation: {after:#?}"
     );
     let last_answered = after.iter().rev().find(|r| r["outcome"] != "timeout");
     assert_eq!(
