@@ -142,15 +142,7 @@ fn spec(service: &str, url: &str, interval: Duration) -> Spec {
     Spec {
         service: service.into(),
         url: url.into(),
-        requests: vec![RequestConfig {
-            url: url.into(),
-            method: "GET".into(),
-            headers: BTreeMap::new(),
-            body: None,
-            expect_status: vec![],
-            body_contains: None,
-            capture: None,
-        }],
+        requests: vec![RequestConfig::get(url)],
         interval,
         timeout: TIMEOUT,
         budget: None,

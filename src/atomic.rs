@@ -1,6 +1,7 @@
 //! Atomic file replacement: a temp file in the same folder, synced, then renamed over the
 //! target, so a reader (or a killed rollci) sees the old file or the new one, never half.
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 
 /// Writes `bytes` to `path` atomically, creating its folder if needed.
 pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_with(path, |out| out.write_all(bytes))
+    replace(path, |mut file| file.write_all(bytes))
 }
 
 /// Like [`write`], with the content streamed by `fill` into a buffered writer, so a large
@@ -17,6 +18,14 @@ pub fn write_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
+    replace(path, |file| {
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut out).and_then(|()| out.flush())
+    })
+}
+
+/// A temp file beside `path`, filled, synced, then renamed over it.
+fn replace(path: &Path, fill: impl FnOnce(&File) -> std::io::Result<()>) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -25,12 +34,9 @@ pub fn write_with(
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("failed to create a temp file in `{}`", dir.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    fill(&mut out)
-        .and_then(|()| out.flush())
+    fill(tmp.as_file())
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("failed to write `{}`", path.display()))?;
-    drop(out);
     tmp.persist(path)
         .with_context(|| format!("failed to replace `{}`", path.display()))?;
     Ok(())

@@ -209,6 +209,21 @@ pub struct RequestConfig {
     pub capture: Option<String>,
 }
 
+impl RequestConfig {
+    /// A plain `GET` of `url` that expects the default statuses.
+    pub fn get(url: impl Into<String>) -> Self {
+        RequestConfig {
+            url: url.into(),
+            method: default_method(),
+            headers: BTreeMap::new(),
+            body: None,
+            expect_status: vec![],
+            body_contains: None,
+            capture: None,
+        }
+    }
+}
+
 /// `[probing]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

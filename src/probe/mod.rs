@@ -250,7 +250,6 @@ async fn collect(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use super::{Monitor, Spec};
@@ -268,15 +267,7 @@ mod tests {
         let spec = Spec {
             service: "s".into(),
             url: url.clone(),
-            requests: vec![RequestConfig {
-                url,
-                method: "GET".into(),
-                headers: BTreeMap::new(),
-                body: None,
-                expect_status: vec![],
-                body_contains: None,
-                capture: None,
-            }],
+            requests: vec![RequestConfig::get(url)],
             interval: Duration::from_millis(50),
             timeout: Duration::from_secs(1),
             budget: None,

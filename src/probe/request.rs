@@ -253,15 +253,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let request = RequestConfig {
-            url: format!("http://127.0.0.1:{port}/"),
-            method: "GET".into(),
-            headers: BTreeMap::new(),
-            body: None,
-            expect_status: vec![],
-            body_contains: None,
-            capture: None,
-        };
+        let request = RequestConfig::get(format!("http://127.0.0.1:{port}/"));
         let outcome = send(&client().unwrap(), &[request], Duration::from_secs(1), None).await;
         assert_eq!(outcome.class, "refused", "{outcome:?}");
     }
