@@ -72,8 +72,13 @@ clean-demo:
 JENKINS_SCM_URL ?= https://git.example.com/rollci/rollci.git
 JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml
 
+# vars/*.txt, the steps' help pages, from jenkins/help/ (a test fails when they are stale).
+.PHONY: vars-help
+vars-help:
+	scripts/vars-help
+
 .PHONY: jenkins
-jenkins: build
+jenkins: build vars-help
 	@set -e; for pair in $(JENKINS_LABS); do \
 	  dir=jenkins/$${pair%%:*}; lab=$${pair#*:}; \
 	  $(ROLLCI) --config $$lab jenkins jenkinsfile --out $$dir/Jenkinsfile; \

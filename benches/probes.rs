@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
+use rollci::checks::probe::{Monitor, Spec, analyze};
 use rollci::config::RequestConfig;
-use rollci::evidence::{ProbeRecord, Window};
-use rollci::probe::{Monitor, Spec, analyze};
+use rollci::workspace::evidence::{ProbeRecord, Window};
 
 /// Injected outages, in order, each preceded by [`UPTIME`] of service.
 const OUTAGES_MS: [u64; 3] = [120, 400, 2000];

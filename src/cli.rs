@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::flow::Phase;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -102,21 +104,6 @@ pub struct VerifyArgs {
     /// Which side of the upgrade this is.
     #[arg(long, value_enum, env = "ROLLCI_PHASE")]
     pub phase: Phase,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Phase {
-    Before,
-    After,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Before => "before",
-            Phase::After => "after",
-        }
-    }
 }
 
 #[derive(Debug, Args)]

@@ -1,44 +1,48 @@
 //! What every step works with: the lab file, the workspace, the provider and the journal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::Global;
 use crate::config::Config;
+use crate::exec::runner::{self, Executor};
 use crate::exit::{Kind, fail};
-use crate::journal::{self, Journal, State};
 use crate::provider::{self, Provider};
+use crate::workspace::journal::{self, Journal, State};
 
+/// What a step works with. Built by [`Ctx::open`]; tests build one with [`Ctx::new`] around
+/// a fake provider or executor.
 pub struct Ctx {
     pub config: Config,
     pub workspace: PathBuf,
     pub provider: Box<dyn Provider>,
+    pub executor: Box<dyn Executor>,
     pub journal: Journal,
 }
 
-/// Loads the lab file (a usage error when it is bad) without touching the workspace.
-pub fn load_config(global: &Global) -> anyhow::Result<Config> {
-    Config::load(&global.config)
+/// Releases given on the command line or by Jenkins, overriding the lab file's.
+#[derive(Debug, Clone, Default)]
+pub struct Releases {
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 impl Ctx {
-    /// Opens the workspace for a step: locks it, loads or starts the journal, applies the
-    /// release overrides. With `new_run`, a finished journal (cleaned up, nothing live) is
-    /// archived and a fresh one started; a journal with live resources of another run is
-    /// refused.
-    pub fn open(global: &Global, new_run: bool) -> anyhow::Result<Ctx> {
-        let config = load_config(global)?;
-        let workspace = std::path::absolute(global.workspace())?;
+    /// Opens the workspace for a step: builds the lab's provider (a usage error touches
+    /// nothing), locks the workspace, loads or starts the journal, applies the release
+    /// overrides. With `new_run`, a finished journal (cleaned up, nothing live) is archived
+    /// and a fresh one started.
+    pub fn open(
+        config: Config,
+        workspace: &Path,
+        releases: &Releases,
+        new_run: bool,
+    ) -> anyhow::Result<Ctx> {
+        let workspace = std::path::absolute(workspace)?;
+        let provider = provider::from_config(&config, &workspace)?;
         let fresh = || {
-            let from = global
-                .from_release
-                .as_deref()
-                .unwrap_or(&config.lab.from_release);
-            let to = global
-                .to_release
-                .as_deref()
-                .unwrap_or(&config.lab.to_release);
+            let from = releases.from.as_deref().unwrap_or(&config.lab.from_release);
+            let to = releases.to.as_deref().unwrap_or(&config.lab.to_release);
             State::new(&config.lab.name, from, to)
         };
         let mut journal = Journal::open(&workspace, fresh)?;
@@ -57,20 +61,31 @@ impl Ctx {
                 ),
             ));
         }
-        if let Some(from) = &global.from_release {
+        if let Some(from) = &releases.from {
             journal.state.from_release = from.clone();
         }
-        if let Some(to) = &global.to_release {
+        if let Some(to) = &releases.to {
             journal.state.to_release = to.clone();
         }
         journal.save()?;
-        let provider = provider::from_config(&config, &workspace);
-        Ok(Ctx {
+        Ok(Ctx::new(config, workspace, journal, provider))
+    }
+
+    /// A context around an open journal and a provider; tools run for real until
+    /// [`Ctx::executor`] is replaced.
+    pub fn new(
+        config: Config,
+        workspace: PathBuf,
+        journal: Journal,
+        provider: Box<dyn Provider>,
+    ) -> Ctx {
+        Ctx {
             config,
             workspace,
             provider,
+            executor: Box::new(runner::System),
             journal,
-        })
+        }
     }
 
     /// Where this run's logs go.
@@ -97,7 +112,10 @@ impl Ctx {
 
 /// A journal whose run was cleaned up and holds nothing live.
 fn finished(state: &State) -> bool {
-    let cleaned = state.steps.last().is_some_and(|s| s.step == "cleanup");
+    let cleaned = state
+        .steps
+        .last()
+        .is_some_and(|s| crate::flow::Step::Cleanup.is(&s.step, None));
     cleaned && state.live().next().is_none()
 }
 

@@ -3,35 +3,24 @@
 //! `main` parses the command line and calls [`run`]; everything else lives in one module
 //! per concept.
 
-pub mod action;
-pub mod ansible;
-pub mod atomic;
-pub mod availability;
-pub mod cleanup;
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
-pub mod es;
-pub mod evidence;
+pub mod exec;
 pub mod exit;
-pub mod html;
+pub mod flow;
 pub mod jenkins;
-pub mod journal;
-pub mod junit;
-pub mod persistent;
-pub mod probe;
-pub mod procs;
+pub mod openstack;
 pub mod provider;
-pub mod render;
-pub mod report;
+pub mod reports;
 pub mod results;
-pub mod runner;
-pub mod smoke;
-pub mod status;
+pub mod secret;
 pub mod steps;
-pub mod subunit;
-pub mod tools;
+pub mod teardown;
+pub mod templates;
+pub mod workspace;
 
 /// Runs a parsed command line and returns the process exit code; errors are printed here,
 /// once, with their cause chain.
@@ -44,3 +33,6 @@ pub fn run(cli: cli::Cli) -> u8 {
         }
     }
 }
+
+#[cfg(test)]
+mod testing;

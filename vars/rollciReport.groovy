@@ -1,6 +1,6 @@
 // rollciReport: `rollci report`: write the reports; push them to Elasticsearch when ROLLCI_ES_URL is set.
 // Help: rollciReport.txt.
 def call(Map args = [:]) {
-    rollciStep(step: 'rollciReport', command: 'report', args: args, extra: ['esCredentialsId'],
+    rollciStep(step: 'rollciReport', command: 'report', args: args, credentials: ['es'],
         script: '"${ROLLCI_BIN:-rollci}" report')
 }

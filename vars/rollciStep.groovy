@@ -1,12 +1,26 @@
 // The shared body of every rollci step (private: call rollciProvision, rollciVerify, … instead).
-// It restores the state journal stashed by the previous step, binds the credentials, runs the
-// step's single-quoted `sh` (parameters reach the shell only as environment variables), maps
-// rollci's exit code to the build result, and always publishes JUnit, archives the reports and
-// logs and stashes the journal for the next stage, which may run on another agent.
+// It restores the state journal stashed by the previous step, binds the credentials the step
+// declares (only those: no step sees a secret it has no use for), runs the step's
+// single-quoted `sh` (parameters reach the shell only as environment variables), maps rollci's
+// exit code to the build result, and always publishes JUnit, archives the reports and logs and
+// stashes the journal for the next stage, which may run on another agent.
 
 /** Arguments every rollci step takes. */
 @groovy.transform.Field
-final List<String> COMMON = ['checkFailure', 'cloudCredentialsId', 'config', 'workspace']
+final List<String> COMMON = ['checkFailure', 'config', 'workspace']
+
+/**
+ * The kinds of credentials a step may declare (`credentials: ['cloud']`): the argument that
+ * names the Jenkins credentials id, the withCredentials binding and the variables it sets
+ * (the names rollci reads). The help pages' jenkins/help/credentials/<kind>.html follow it.
+ */
+@groovy.transform.Field
+final Map<String, Map> CREDENTIALS = [
+    cloud: [argument: 'cloudCredentialsId', binding: 'usernamePassword',
+        variables: [usernameVariable: 'OS_USERNAME', passwordVariable: 'OS_PASSWORD']],
+    es: [argument: 'esCredentialsId', binding: 'usernamePassword',
+        variables: [usernameVariable: 'ROLLCI_ES_USER', passwordVariable: 'ROLLCI_ES_PASSWORD']],
+]
 
 /** Where rollciSetup puts the binary in an agent's workspace. */
 @groovy.transform.Field
@@ -14,12 +28,14 @@ final String BIN = '.rollci-bin/rollci'
 
 /**
  * spec: step (the calling step's name, for messages), command (rollci's subcommand),
- * script (the single-quoted shell line), args (the caller's arguments), extra (argument
- * names the caller takes besides COMMON), env (NAME=value list for withEnv).
+ * script (the single-quoted shell line), args (the caller's arguments), credentials (the
+ * kinds of CREDENTIALS the step takes, [] for none), extra (argument names the caller takes
+ * besides COMMON and its credentials), env (NAME=value list for withEnv).
  */
 def call(Map spec) {
     Map args = [checkFailure: 'UNSTABLE'] + (spec.args ?: [:])
-    check(spec.step, args, COMMON + (spec.extra ?: []))
+    List<String> kinds = declared(spec.step, spec.credentials)
+    check(spec.step, args, kinds, spec.extra ?: [])
     String ws = args.workspace ?: env.ROLLCI_WORKSPACE ?: '.rollci'
     List<String> vars = ["ROLLCI_WORKSPACE=${ws}"] + (args.config ? ["ROLLCI_CONFIG=${args.config}"] : [])
     restoreState()
@@ -27,7 +43,7 @@ def call(Map spec) {
     int code = -1
     try {
         withEnv(vars + (spec.env ?: [])) {
-            withCredentials(credentials(args)) {
+            withCredentials(bindings(args, kinds)) {
                 code = sh(returnStatus: true, label: "rollci ${spec.command}", script: spec.script)
             }
         }
@@ -37,8 +53,35 @@ def call(Map spec) {
     judge("rollci ${spec.command}", code, args.checkFailure)
 }
 
-/** Errors on an unknown argument or a bad value, before anything runs. */
-void check(String step, Map args, List<String> allowed) {
+/** The credential kinds a step declared, checked against CREDENTIALS (a mistake of the library's). */
+List<String> declared(String step, List<String> kinds) {
+    if (kinds == null) {
+        error("${step}: its rollciStep spec declares no `credentials:` (the kinds it takes, [] for none)")
+    }
+    List unknown = kinds - CREDENTIALS.keySet()
+    if (unknown) {
+        error("${step}: unknown credential kind(s) ${unknown} in its rollciStep spec; known: ${CREDENTIALS.keySet()}")
+    }
+    return kinds
+}
+
+/** The argument names of the given credential kinds. */
+List<String> credentialArguments(List<String> kinds) {
+    List<String> names = []
+    for (String kind in kinds) {
+        names << CREDENTIALS[kind].argument
+    }
+    return names
+}
+
+/** Errors on an unknown argument, a credential the step does not take, or a bad value, before anything runs. */
+void check(String step, Map args, List<String> kinds, List<String> extra) {
+    List<String> taken = credentialArguments(kinds)
+    List refused = args.keySet().toList().intersect(credentialArguments(CREDENTIALS.keySet().toList()) - taken)
+    if (refused) {
+        error("${step}: does not take ${refused} (its credentials: ${taken ?: 'none'})")
+    }
+    List allowed = COMMON + taken + extra
     List unknown = args.keySet().toList() - allowed
     if (unknown) {
         error("${step}: unknown argument(s) ${unknown}; it takes ${allowed}")
@@ -70,17 +113,16 @@ void restoreBinary() {
     }
 }
 
-List credentials(Map args) {
-    List bindings = []
-    if (args.cloudCredentialsId) {
-        bindings << usernamePassword(credentialsId: args.cloudCredentialsId,
-            usernameVariable: 'OS_USERNAME', passwordVariable: 'OS_PASSWORD')
+/** The withCredentials bindings of the declared kinds the caller gave an id for. */
+List bindings(Map args, List<String> kinds) {
+    List result = []
+    for (String kind in kinds) {
+        Map spec = CREDENTIALS[kind]
+        if (args[spec.argument]) {
+            result << "${spec.binding}"([credentialsId: args[spec.argument]] + spec.variables)
+        }
     }
-    if (args.esCredentialsId) {
-        bindings << usernamePassword(credentialsId: args.esCredentialsId,
-            usernameVariable: 'ROLLCI_ES_USER', passwordVariable: 'ROLLCI_ES_PASSWORD')
-    }
-    return bindings
+    return result
 }
 
 /** JUnit, reports and logs, and the journal for the next stage: also after a failure. */
@@ -94,9 +136,9 @@ void publish(String ws) {
 }
 
 /**
- * rollci's exit code as the build result: 1 (a check failed) marks the build UNSTABLE and
- * continues, or fails it, as `checkFailure` says; 2, 3, 4 fail the build (the post section's
- * rollciCleanup still runs).
+ * rollci's exit code as the build result, row by row the README's "Exit codes" table (StepsTest
+ * holds the two together): 1 (a check failed) marks the build UNSTABLE and continues, or fails
+ * it, as `checkFailure` says; 2, 3, 4 fail the build (the post section's rollciCleanup still runs).
  */
 void judge(String what, int code, String checkFailure) {
     switch (code) {
@@ -116,7 +158,7 @@ void judge(String what, int code, String checkFailure) {
             error("${what}: infrastructure error, exit 3 (see the archived logs; cleanup runs in post)")
             return
         case 4:
-            error("${what}: the rollci workspace is locked by another rollci (exit 4)")
+            error("${what}: the workspace is locked by another rollci (exit 4)")
             return
         default:
             error("${what}: unexpected exit code ${code}")

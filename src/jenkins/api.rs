@@ -14,25 +14,10 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{StatusCode, Url};
 
 use crate::exit::{Kind, fail};
+use crate::secret::Secret;
 
 /// What the linter answers for a valid Jenkinsfile.
 pub const LINT_OK: &str = "Jenkinsfile successfully validated.";
-
-/// A value that must never reach a terminal or a log.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// A Jenkins user and one of its API tokens.
 #[derive(Debug, Clone)]
@@ -219,7 +204,7 @@ impl Server {
     /// Sends with basic auth; a transport error names what was being done.
     fn send(&self, request: RequestBuilder, what: &str) -> anyhow::Result<Response> {
         let request = match &self.auth {
-            Some(c) => request.basic_auth(&c.user, Some(&c.token.0)),
+            Some(c) => request.basic_auth(&c.user, Some(c.token.expose())),
             None => request,
         };
         request.send().map_err(|e| {
@@ -250,7 +235,7 @@ impl Server {
     }
 
     fn token(&self) -> Option<&str> {
-        self.auth.as_ref().map(|c| c.token.0.as_str())
+        self.auth.as_ref().map(|c| c.token.expose())
     }
 }
 
@@ -381,7 +366,7 @@ mod tests {
         .unwrap();
         let debug = format!("{server:?}");
         assert!(!debug.contains("s3cr3t-token"), "{debug}");
-        assert!(debug.contains("Secret(***)"), "{debug}");
+        assert!(debug.contains("Secret(<redacted>)"), "{debug}");
     }
 
     #[test]

@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use super::escape;
 use crate::config::{CheckFailure, Config};
 use crate::exit::{Kind, fail};
-use crate::render;
+use crate::templates;
+use crate::templates::escape;
 
 /// Where the job reads its pipeline from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +112,7 @@ fn data<'a>(config: &'a Config, config_path: &'a str) -> JobData<'a> {
 /// workspace sees it (the `--config` given, as written).
 pub fn jenkinsfile(config: &Config, config_path: &str) -> anyhow::Result<String> {
     let value = serde_json::to_value(data(config, config_path))?;
-    render::render("Jenkinsfile.hbs", render::JENKINSFILE, &value)
+    templates::render("Jenkinsfile.hbs", templates::JENKINSFILE, &value)
 }
 
 /// The Pipeline job's `config.xml`, reading its Jenkinsfile from `source`.
@@ -134,7 +134,7 @@ pub fn job_config(config: &Config, config_path: &str, source: &Source) -> anyhow
         Source::Inline => job.script = Some(jenkinsfile(config, config_path)?),
     }
     let value = serde_json::to_value(job)?;
-    render::render("job-config.xml.hbs", render::JOB_CONFIG, &value)
+    templates::render("job-config.xml.hbs", templates::JOB_CONFIG, &value)
 }
 
 /// Values config.xml carries as text must be writable in XML 1.0: a usage error naming

@@ -1,39 +1,29 @@
-//! Providers: where a lab's hosts come from and how its resources are destroyed.
+//! Providers: where a lab's hosts come from, and the owners that destroy what the journal
+//! says they made. A provider is a folder of its own; this file is the seam.
 
+mod interface;
 mod local;
 
-use crate::config::{Config, ProviderKind};
-use crate::journal::{Journal, Resource};
-use crate::tools::Tool;
+use crate::config::Config;
 
+pub use interface::{Destroyed, Owner, Provider};
 pub use local::Local;
 
-/// What a provider did with a resource it was asked to destroy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destroyed {
-    Now,
-    AlreadyGone,
-}
-
-/// One source of hosts. Every method journals before it creates.
-pub trait Provider {
-    /// Acquires the host(s) and records them; idempotent.
-    fn acquire(&self, journal: &mut Journal) -> anyhow::Result<()>;
-    /// Builds the lab on the host (state, networks, VMs); idempotent.
-    fn build(&self, journal: &mut Journal) -> anyhow::Result<()>;
-    /// Journals what actions left running (processes) and marks what has gone.
-    fn adopt(&self, journal: &mut Journal) -> anyhow::Result<()>;
-    /// Destroys one resource; "already gone" is success.
-    fn destroy(&self, resource: &Resource) -> anyhow::Result<Destroyed>;
-    /// Variables every action receives (e.g. `rollci_lab_dir`).
-    fn vars(&self) -> serde_json::Map<String, serde_json::Value>;
-    /// External tools the provider itself needs.
-    fn tools(&self) -> Vec<Tool>;
-}
-
-/// The provider a lab file asks for, working in `workspace`.
-pub fn from_config(config: &Config, workspace: &std::path::Path) -> Box<dyn Provider> {
-    match config.provider.kind {
-        ProviderKind::Local => Box::new(Local::new(config.provider.clone(), workspace)),
+/// The provider a lab file asks for, its `[provider]` settings parsed and validated by it
+/// (errors name the file, the line and the key).
+pub fn from_config(
+    config: &Config,
+    workspace: &std::path::Path,
+) -> anyhow::Result<Box<dyn Provider>> {
+    let settings = config.provider.settings.clone();
+    match config.provider.kind.as_str() {
+        local::KIND => Ok(Box::new(Local::new(
+            local::Settings::parse(config, settings)?,
+            workspace,
+        ))),
+        other => Err(config.problem(
+            "provider.kind",
+            format!("unknown provider `{other}` (known: `{}`)", local::KIND),
+        )),
     }
 }

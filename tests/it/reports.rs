@@ -7,12 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rollci::es::{self, EsConfig};
-use rollci::evidence::{
+use rollci::reports::es::{self, EsConfig};
+use rollci::workspace::evidence::{
     self, ActionSpan, Availability, Counts, Percentiles, Persistent, ProbeRecord, ServiceReport,
     Smoke, TestCase, Window,
 };
-use rollci::journal::{Outcome, State, StepRecord};
+use rollci::workspace::journal::{Outcome, State, StepRecord};
 use serde_json::Value;
 
 use crate::lab::ROOT;
@@ -45,7 +45,7 @@ fn workspace() -> (tempfile::TempDir, State) {
     evidence::write(ws, "smoke-after.json", &smoke("after", &[HOSTILE])).unwrap();
     let persistent = vec![Persistent {
         name: "records/kept".into(),
-        outcome: "intact".into(),
+        outcome: evidence::PersistentOutcome::Intact,
         checksum: Some("sha256:ab12".into()),
         detail: None,
     }];
@@ -224,7 +224,11 @@ fn run_chromium(extra: &[String], profile: &Path) -> Vec<u8> {
 #[test]
 fn html_report_renders_in_chromium_with_hostile_names_as_text() {
     let (dir, state) = workspace();
-    let page = rollci::html::write(dir.path(), &state).unwrap();
+    let page = rollci::reports::html::write(
+        dir.path(),
+        &rollci::reports::summary::summarize(&state, dir.path()),
+    )
+    .unwrap();
     assert_eq!(page, dir.path().join("reports/report.html"));
     let profile = dir.path().join("chromium-profile");
     let dom = chromium_dump_dom(&page, &profile);
@@ -287,7 +291,11 @@ fn html_report_without_probes_says_so_in_chromium() {
         .tempdir()
         .unwrap();
     let state = state();
-    let page = rollci::html::write(dir.path(), &state).unwrap();
+    let page = rollci::reports::html::write(
+        dir.path(),
+        &rollci::reports::summary::summarize(&state, dir.path()),
+    )
+    .unwrap();
     let dom = chromium_dump_dom(&page, &dir.path().join("profile"));
     assert!(!dom.contains("<svg"));
     assert!(

@@ -1,12 +1,24 @@
 import static org.junit.Assert.assertEquals
 import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertNotNull
 import static org.junit.Assert.assertTrue
 
 import java.nio.file.Files
 import org.junit.Test
+import rollci.harness.Build
 
 /** The steps of `vars/` on the fake rollci: arguments, exit codes, stashes, credentials, setup. */
 class StepsTest extends PipelineTestBase {
+    /** The credential each rollci step takes: the generated Jenkinsfiles pass exactly these. */
+    static final Map<String, String> STEP_CREDENTIAL = [
+        rollciProvision: 'cloudCredentialsId', rollciDeploy: 'cloudCredentialsId', rollciVerify: 'cloudCredentialsId',
+        rollciUpgrade: 'cloudCredentialsId', rollciReport: 'esCredentialsId', rollciCleanup: 'cloudCredentialsId',
+    ]
+    /** Credential argument → [its id in newBuild's store, the variables rollci reads]. */
+    static final Map<String, List> CREDENTIAL_KINDS = [
+        cloudCredentialsId: ['cloud', 'OS_USERNAME', 'OS_PASSWORD'],
+        esCredentialsId: ['es', 'ROLLCI_ES_USER', 'ROLLCI_ES_PASSWORD'],
+    ]
     static final String CHECK_THEN_NEXT = '''
         pipeline {
             agent any
@@ -25,7 +37,7 @@ class StepsTest extends PipelineTestBase {
             '1 FAILURE': ['FAILURE', 'SKIPPED', 'rollci verify:after: the system under test failed a check (exit 1)'],
             '2 UNSTABLE': ['FAILURE', 'SKIPPED', 'rollci verify:after: usage or configuration error, exit 2'],
             '3 UNSTABLE': ['FAILURE', 'SKIPPED', 'rollci verify:after: infrastructure error, exit 3'],
-            '4 FAILURE': ['FAILURE', 'SKIPPED', 'rollci verify:after: the rollci workspace is locked by another rollci (exit 4)'],
+            '4 FAILURE': ['FAILURE', 'SKIPPED', 'rollci verify:after: the workspace is locked by another rollci (exit 4)'],
         ]
         expected.each { String key, List want ->
             String[] parts = key.split(' ')
@@ -51,7 +63,14 @@ class StepsTest extends PipelineTestBase {
             "rollciVerify(phase: 'during')": "rollciVerify: `phase` must be 'before' or 'after', got 'during'",
             "rollciUpgrade(checkFailure: 'MAYBE')": "rollciUpgrade: `checkFailure` must be 'UNSTABLE' or 'FAILURE', got 'MAYBE'",
             "rollciDeploy(fromRelease: 'B')": 'rollciDeploy: unknown argument(s) [fromRelease]',
-            "rollciProvision(esCredentialsId: 'es')": 'rollciProvision: unknown argument(s) [esCredentialsId]',
+            "rollciProvision(esCredentialsId: 'es')":
+                'rollciProvision: does not take [esCredentialsId] (its credentials: [cloudCredentialsId])',
+            "rollciReport(cloudCredentialsId: 'cloud')":
+                'rollciReport: does not take [cloudCredentialsId] (its credentials: [esCredentialsId])',
+            "rollciStep(step: 'rollciNew', command: 'new', script: 'true')":
+                'rollciNew: its rollciStep spec declares no `credentials:` (the kinds it takes, [] for none)',
+            "rollciStep(step: 'rollciNew', command: 'new', script: 'true', credentials: ['ssh'])":
+                'rollciNew: unknown credential kind(s) [ssh] in its rollciStep spec; known: [cloud, es]',
             "rollciCleanup(workspace: '/var/tmp/x')": 'rollciCleanup: `workspace` must be a path inside the job',
             "rollciSetup(binary: 'x')": 'rollciSetup: unknown argument(s) [binary]',
             'rollciPipeline()': 'rollciPipeline: `config` (the lab file, relative to the workspace) is required',
@@ -61,6 +80,60 @@ class StepsTest extends PipelineTestBase {
             assertEquals(call, 'FAILURE', build.result)
             assertTrue("${call}: ${build.log}", build.log.contains("ERROR: ${message}"))
             assertEquals(call, [], build.callsOf('sh') + build.callsOf('unstash'))
+        }
+    }
+
+    @Test
+    void judgeFollowsTheReadmesExitCodeTable() {
+        Map<Integer, Map> table = readmeExitCodes()
+        table.each { int code, Map row ->
+            // The meaning's name: the row's text before its elaboration, "(…)" or "; …".
+            String name = row.meaning.split(/ \(|;/)[0].trim()
+            ['UNSTABLE', 'FAILURE'].each { String checkFailure ->
+                String what = "exit ${code} (${row.meaning}), checkFailure ${checkFailure}"
+                String want = expectedResult(row.jenkins, checkFailure)
+                judge(code, checkFailure)
+                assertEquals("${what}: ${build.log}", want, build.result)
+                List<Map> verdicts = build.callsOf('error') + build.callsOf('unstable')
+                if (want == 'SUCCESS') {
+                    assertEquals(what, [], verdicts)
+                    return
+                }
+                assertEquals(what, [want == 'UNSTABLE' ? 'unstable' : 'error'], verdicts*.step)
+                String message = verdicts[0].args[0]
+                assertTrue("${what}: the message does not name `${name}`: ${message}",
+                    message.startsWith('rollci x: ') && message.contains(name))
+                assertTrue("${what}: ${message}", (message =~ /\bexit ${code}\b/).find())
+            }
+        }
+        ((0..9) - table.keySet()).each { int code ->
+            judge(code, 'UNSTABLE')
+            assertEquals("exit ${code} is not in the README", 'FAILURE', build.result)
+            assertEquals("exit ${code}", ['error'], (build.callsOf('error') + build.callsOf('unstable'))*.step)
+            assertEquals("exit ${code}", "rollci x: unexpected exit code ${code}", build.callsOf('error')[0].args[0])
+        }
+    }
+
+    @Test
+    void eachStepBindsTheCredentialItDeclaresAndRefusesTheOthers() {
+        STEP_CREDENTIAL.each { String step, String takes ->
+            List kind = CREDENTIAL_KINDS[takes]
+            fakeBuild().run(invocation(step, "${takes}: '${kind[0]}'"))
+            assertEquals("${step}: ${build.log}", 'SUCCESS', build.result)
+            List<Map> bound = build.callsOf('withCredentials')*.args*.getAt(0)
+            assertEquals(step, [[[kind: 'usernamePassword', credentialsId: kind[0],
+                usernameVariable: kind[1], passwordVariable: kind[2]]]], bound)
+            assertTrue(step, fakeJournal()[0].endsWith("user=${build.credentials[kind[0]].username}"))
+            fakeBuild().run(invocation(step))
+            assertEquals(step, [[]], build.callsOf('withCredentials')*.args*.getAt(0))
+
+            (CREDENTIAL_KINDS.keySet() - takes).each { String other ->
+                fakeBuild().run(invocation(step, "${other}: '${CREDENTIAL_KINDS[other][0]}'"))
+                assertEquals(step, 'FAILURE', build.result)
+                String message = "ERROR: ${step}: does not take [${other}] (its credentials: [${takes}])"
+                assertTrue("${step}: ${build.log}", build.log.contains(message))
+                assertEquals(step, [], build.callsOf('sh') + build.callsOf('unstash') + build.callsOf('withCredentials'))
+            }
         }
     }
 
@@ -192,6 +265,43 @@ class StepsTest extends PipelineTestBase {
             journal.collect { it.split(' ')[0] })
         assertTrue(journal[2], journal[2].contains('phase=before config=labs/lab.toml from=<unset> to=C user=rollci-bot'))
         assertFalse(build.transcript().contains(SECRET))
+    }
+
+    /** A build that only calls `rollciStep.judge('rollci x', code, checkFailure)`. */
+    private Build judge(int code, String checkFailure) {
+        newBuild().run("rollciStep.judge('rollci x', ${code}, '${checkFailure}')")
+    }
+
+    /** The call of a rollci step with `more` arguments (rollciVerify needs its phase). */
+    static String invocation(String step, String more = '') {
+        List<String> args = (step == 'rollciVerify' ? ["phase: 'before'"] : []) + (more ? [more] : [])
+        "${step}(${args.join(', ')})"
+    }
+
+    /** The build result the README's "Jenkins" column gives for a `checkFailure`. */
+    static String expectedResult(String jenkins, String checkFailure) {
+        switch (jenkins.split(/\W/)[0]) {
+            case 'SUCCESS': return 'SUCCESS'
+            case 'UNSTABLE': return checkFailure   // "UNSTABLE or FAILURE, as the lab says"
+            case 'FAILURE': return 'FAILURE'
+        }
+        throw new AssertionError("README.md exit codes: no build result in the Jenkins column `${jenkins}`")
+    }
+
+    /** The rows of README.md's "## Exit codes" table: code → [meaning:, jenkins:]. */
+    static Map<Integer, Map> readmeExitCodes() {
+        String section = new File(ROOT, 'README.md').text.split(/(?m)^## /).find { it.startsWith('Exit codes\n') }
+        assertNotNull('README.md has no "## Exit codes" section', section)
+        assertTrue(section, section.contains('| code | meaning | Jenkins |'))
+        Map<Integer, Map> rows = [:]
+        section.eachLine { String line ->
+            if (!(line =~ /^\|\s*\d/)) { return }
+            def m = line =~ /^\|\s*(\d+)\s*\|([^|]+)\|([^|]+)\|\s*$/
+            assertTrue("README.md exit codes: a row of three cells expected: ${line}", m.matches())
+            rows[m.group(1) as int] = [meaning: m.group(2).trim(), jenkins: m.group(3).trim()]
+        }
+        assertTrue("README.md exit codes: 0 and 1 at least, got ${rows.keySet()}", rows.keySet().containsAll([0, 1]))
+        rows
     }
 
     /** Files named PWNED* anywhere under `dir` or in the current directory. */

@@ -103,8 +103,21 @@ class Build {
         (vars.listFiles() ?: []).findAll { it.name.endsWith('.groovy') }.sort { it.name }.each { File f ->
             String name = f.name - '.groovy'
             Script script = shell.parse(f)   // parse, not run: the step is the script's `call`
-            binding.setVariable(name, { Object[] args -> step(name, args, false) { script.invokeMethod('call', args) } })
+            binding.setVariable(name, globalVariable(script) { Object[] args ->
+                step(name, args, false) { script.invokeMethod('call', args) }
+            })
         }
+    }
+
+    /**
+     * A `vars/` script as Jenkins exposes it: calling it runs its `call`, and `name.method(…)`
+     * reaches the script's other methods (so a test can call a helper like `rollciStep.judge` alone).
+     */
+    private static Closure globalVariable(Script script, Closure call) {
+        Closure c = { Object[] args -> call.call(args) }
+        c.delegate = script
+        c.resolveStrategy = Closure.DELEGATE_ONLY
+        c
     }
 
     private Object step(String name, Object[] args, boolean logged, Closure body) {

@@ -1,0 +1,54 @@
+import static org.junit.Assert.assertEquals
+import static org.junit.Assert.assertFalse
+import static org.junit.Assert.assertTrue
+
+import java.util.concurrent.TimeUnit
+import org.junit.Test
+
+/** The steps' help pages: generated from jenkins/help/, and saying what the steps do. */
+class HelpTest extends PipelineTestBase {
+    static final File HELP = new File(ROOT, 'jenkins/help')
+
+    @Test
+    void theHelpPagesAreWhatScriptsVarsHelpWrites() {
+        Process p = new ProcessBuilder(new File(ROOT, 'scripts/vars-help').path, '--check')
+            .directory(ROOT).redirectErrorStream(true).start()
+        p.outputStream.close()
+        String out = p.inputStream.getText('UTF-8')
+        assertTrue('scripts/vars-help --check hung', p.waitFor(60, TimeUnit.SECONDS))
+        assertEquals("vars/*.txt are stale:\n${out}", 0, p.exitValue())
+    }
+
+    @Test
+    void eachCredentialKindHasAHelpItemNamingItsArgumentAndVariables() {
+        Map<String, Map> kinds = rollciStepField('CREDENTIALS')
+        File items = new File(HELP, 'credentials')
+        kinds.each { String kind, Map spec ->
+            File item = new File(items, "${kind}.html")
+            assertTrue("${kind}: no ${item}", item.file)
+            ([spec.argument] + spec.variables.values()).each { String name ->
+                assertTrue("${item.name} does not name `${name}`", item.text.contains("<code>${name}</code>"))
+            }
+        }
+        Set<String> described = items.list().collect { it - '.html' } as Set
+        assertEquals('help items of no credential kind', [] as Set, described - kinds.keySet())
+    }
+
+    @Test
+    void eachStepsPageListsExactlyTheCredentialItTakes() {
+        List<String> all = rollciStepField('CREDENTIALS').values()*.argument
+        File vars = new File(ROOT, 'vars')
+        StepsTest.STEP_CREDENTIAL.each { String step, String takes ->
+            String page = new File(vars, "${step}.txt").text
+            assertTrue("${step}.txt does not list `${takes}`", page.contains("<li><code>${takes}</code>"))
+            (all - takes).each { String other ->
+                assertFalse("${step}.txt names `${other}`, which ${step} refuses", page.contains(other))
+            }
+        }
+    }
+
+    /** A field of vars/rollciStep.groovy, read from the script itself (fields are set on parse). */
+    static Object rollciStepField(String name) {
+        new GroovyShell().parse(new File(ROOT, 'vars/rollciStep.groovy')).getProperty(name)
+    }
+}

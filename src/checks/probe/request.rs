@@ -1,0 +1,260 @@
+//! One probe: a request (or a cycle of them) with a timeout, sorted into an outcome class.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::RequestConfig;
+use crate::workspace::evidence::ProbeRecord;
+
+use crate::openstack::keystone::Tokens;
+
+/// How one probe went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// `ok`, `status`, `timeout`, `refused` or `other`.
+    pub class: &'static str,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub latency: Duration,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.class == "ok"
+    }
+
+    pub fn record(&self, service: &str, t: DateTime<Utc>, action: String) -> ProbeRecord {
+        ProbeRecord {
+            service: service.to_string(),
+            t,
+            latency_ms: self.latency.as_secs_f64() * 1000.0,
+            outcome: self.class.to_string(),
+            status: self.status,
+            error: self.error.clone(),
+            action: Some(action),
+        }
+    }
+}
+
+/// A client for probing: no connection reuse (every probe is a new client, as a user's
+/// would be after an outage), no proxy.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .build()?)
+}
+
+/// Replaces `{name}` with `vars[name]`; unknown names stay as they are.
+pub fn expand(template: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// Runs the requests in order; the first that fails decides the outcome.
+pub async fn send(
+    client: &reqwest::Client,
+    requests: &[RequestConfig],
+    timeout: Duration,
+    auth: Option<&Tokens>,
+) -> Outcome {
+    let started = Instant::now();
+    let mut captured = BTreeMap::new();
+    let mut last_status = None;
+    for request in requests {
+        match one(client, request, timeout, auth, &mut captured).await {
+            Ok(status) => last_status = Some(status),
+            Err((class, status, error)) => {
+                return Outcome {
+                    class,
+                    status,
+                    error: Some(error),
+                    latency: started.elapsed(),
+                };
+            }
+        }
+    }
+    Outcome {
+        class: "ok",
+        status: last_status,
+        error: None,
+        latency: started.elapsed(),
+    }
+}
+
+type Failure = (&'static str, Option<u16>, String);
+
+async fn one(
+    client: &reqwest::Client,
+    request: &RequestConfig,
+    timeout: Duration,
+    auth: Option<&Tokens>,
+    captured: &mut BTreeMap<String, String>,
+) -> Result<u16, Failure> {
+    let token = match auth {
+        Some(tokens) => Some(tokens.get(client, timeout).await?),
+        None => None,
+    };
+    let mut reply = fetch(build(client, request, timeout, captured, token.as_ref())?).await?;
+    if let (401, Some(tokens), Some((_, generation))) = (reply.0, auth, &token) {
+        // An expired or revoked token: renew it once (for every probe) and try again.
+        let fresh = tokens.renew(client, timeout, *generation).await?;
+        reply = fetch(build(client, request, timeout, captured, Some(&fresh))?).await?;
+    }
+    let (status, body) = reply;
+    check(request, status, &body)?;
+    if let Some(field) = &request.capture {
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let text = match &value[field.as_str()] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => {
+                return Err((
+                    "status",
+                    Some(status),
+                    format!("no `{field}` in the response"),
+                ));
+            }
+            other => other.to_string(),
+        };
+        captured.insert(field.clone(), text);
+    }
+    Ok(status)
+}
+
+fn build(
+    client: &reqwest::Client,
+    request: &RequestConfig,
+    timeout: Duration,
+    captured: &BTreeMap<String, String>,
+    token: Option<&(String, u64)>,
+) -> Result<reqwest::RequestBuilder, Failure> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| ("other", None, format!("bad method `{}`", request.method)))?;
+    let mut builder = client
+        .request(method, expand(&request.url, captured))
+        .timeout(timeout);
+    for (k, v) in &request.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some((token, _)) = token {
+        builder = builder.header("x-auth-token", token);
+    }
+    if let Some(body) = &request.body {
+        builder = builder
+            .header("content-type", "application/json")
+            .body(expand(body, captured));
+    }
+    Ok(builder)
+}
+
+async fn fetch(builder: reqwest::RequestBuilder) -> Result<(u16, String), Failure> {
+    let response = builder.send().await.map_err(classify)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(classify)?;
+    Ok((status, body))
+}
+
+/// One request outside a probe schedule: its status and body, or why it failed
+/// (`refused`, `timeout`, `other` and a message). Statuses are not judged here.
+pub async fn exchange(
+    client: &reqwest::Client,
+    request: &RequestConfig,
+    timeout: Duration,
+) -> Result<(u16, String), (&'static str, String)> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| ("other", format!("bad method `{}`", request.method)))?;
+    let mut builder = client.request(method, &request.url).timeout(timeout);
+    for (k, v) in &request.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(body) = &request.body {
+        builder = builder
+            .header("content-type", "application/json")
+            .body(body.clone());
+    }
+    fetch(builder)
+        .await
+        .map_err(|(class, _, text)| (class, text))
+}
+
+/// Whether a status is one the request accepts (any 2xx when it names none).
+pub fn accepted(request: &RequestConfig, status: u16) -> bool {
+    if request.expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        request.expect_status.contains(&status)
+    }
+}
+
+fn check(request: &RequestConfig, status: u16, body: &str) -> Result<(), Failure> {
+    if !accepted(request, status) {
+        return Err((
+            "status",
+            Some(status),
+            format!("unexpected status {status}"),
+        ));
+    }
+    if let Some(needle) = request
+        .body_contains
+        .as_ref()
+        .filter(|n| !body.contains(n.as_str()))
+    {
+        return Err(("status", Some(status), format!("body lacks {needle:?}")));
+    }
+    Ok(())
+}
+
+fn classify(err: reqwest::Error) -> Failure {
+    let text = error_text(&err);
+    if err.is_timeout() {
+        return ("timeout", None, text);
+    }
+    let refused = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+    if refused {
+        ("refused", None, text)
+    } else {
+        ("other", None, text)
+    }
+}
+
+/// The error and its causes on one line (reqwest's Display hides the cause).
+fn error_text(err: &reqwest::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_replaces_known_names_only() {
+        let vars = BTreeMap::from([("lb".to_string(), "127.0.0.2:80".to_string())]);
+        assert_eq!(
+            expand("http://{lb}/x/{id}", &vars),
+            "http://127.0.0.2:80/x/{id}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_classified() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let request = RequestConfig::get(format!("http://127.0.0.1:{port}/"));
+        let outcome = send(&client().unwrap(), &[request], Duration::from_secs(1), None).await;
+        assert_eq!(outcome.class, "refused", "{outcome:?}");
+    }
+}

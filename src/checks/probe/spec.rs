@@ -1,0 +1,81 @@
+//! What to probe: each configured probe made concrete, one [`Spec`] per service (and per
+//! host for per-host probes), with the hosts' addresses filled in.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::request::expand;
+use crate::config::{ProbeAuth, ProbeConfig, RequestConfig};
+use crate::exit::{Kind, fail};
+use crate::openstack::keystone::{Keystone, Tokens};
+
+/// The label of probes taken before the first upgrade action.
+pub const BASELINE: &str = "baseline";
+
+/// One concrete probe: a service name and the requests it makes.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub service: String,
+    pub url: String,
+    pub requests: Vec<RequestConfig>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub budget: Option<Duration>,
+    /// The shared OpenStack token source of probes with `auth = "openstack"`.
+    pub auth: Option<Arc<Tokens>>,
+}
+
+/// Expands the lab's probes: hosts named in URLs become `address:port`, per-host probes one
+/// spec per host.
+pub fn specs(
+    probes: &[ProbeConfig],
+    hosts: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Spec>> {
+    let mut specs = Vec::new();
+    let tokens = match probes.iter().any(|p| p.auth == Some(ProbeAuth::Openstack)) {
+        true => {
+            let keystone = Keystone::from_env().map_err(|e| fail(Kind::Usage, format!("{e:#}")))?;
+            Some(Arc::new(Tokens::new(keystone)))
+        }
+        false => None,
+    };
+    for probe in probes {
+        let targets: Vec<Option<&String>> = if probe.hosts.is_empty() {
+            vec![None]
+        } else {
+            probe.hosts.iter().map(Some).collect()
+        };
+        for target in targets {
+            let mut vars = hosts.clone();
+            let mut service = probe.name.clone();
+            if let Some(host) = target {
+                let address = hosts.get(host).with_context(|| {
+                    format!("probe `{}` names unknown host `{host}`", probe.name)
+                })?;
+                vars.insert("host".into(), address.clone());
+                service = format!("{}@{host}", probe.name);
+            }
+            let requests = probe
+                .requests()
+                .into_iter()
+                .map(|mut r| {
+                    r.url = expand(&r.url, &vars);
+                    r
+                })
+                .collect::<Vec<_>>();
+            specs.push(Spec {
+                service,
+                url: requests.first().map(|r| r.url.clone()).unwrap_or_default(),
+                requests,
+                interval: probe.interval,
+                timeout: probe.timeout,
+                budget: probe.max_downtime,
+                auth: tokens.clone().filter(|_| probe.auth.is_some()),
+            });
+        }
+    }
+    Ok(specs)
+}

@@ -1,0 +1,39 @@
+//! `rollci doctor`: every tool the lab needs, found with `which`, and how to install what
+//! is missing.
+
+use super::lab;
+use crate::cli::Global;
+use crate::exec::tools::{self, Tool};
+use crate::exit::{self, Kind, fail};
+use crate::provider;
+
+/// Checks every tool the lab needs; exit 3 when one is missing.
+pub fn run(g: &Global) -> anyhow::Result<u8> {
+    let config = lab::load_config(g)?;
+    let provider = provider::from_config(&config, &g.workspace())?;
+    let mut needed = provider.tools();
+    for (key, action) in config.actions() {
+        match (&action.playbook, &action.command) {
+            (Some(_), _) => needed.push(Tool::new("ansible-playbook", "playbook actions")),
+            (None, Some(argv)) => needed.push(Tool::new(&argv[0], &format!("`{key}`"))),
+            _ => {}
+        }
+    }
+    let checks = tools::check(&needed);
+    let mut missing = 0;
+    for c in &checks {
+        match &c.found {
+            Some(path) => println!("ok       {:<20} {}", c.tool.name, path.display()),
+            None => {
+                missing += 1;
+                println!("MISSING  {:<20} needed for {}", c.tool.name, c.tool.why);
+                println!("         hint: {}", tools::install_hint(&c.tool.name));
+            }
+        }
+    }
+    if missing > 0 {
+        return Err(fail(Kind::Infra, format!("{missing} tool(s) missing")));
+    }
+    println!("all {} tools found", checks.len());
+    Ok(exit::OK)
+}

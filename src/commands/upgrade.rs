@@ -1,0 +1,9 @@
+//! `rollci upgrade`: upgrade to the to-release with the probes running.
+
+use super::lab;
+use crate::cli::Global;
+use crate::flow::Step;
+
+pub fn run(g: &Global) -> anyhow::Result<u8> {
+    lab::step_command(g, Step::Upgrade)
+}

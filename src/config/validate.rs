@@ -1,0 +1,84 @@
+//! Checks of a parsed lab file that its types cannot express: plain names, consistent
+//! upgrade modes, probe and action shapes. Each error names the file, the line and the key.
+
+use std::time::Duration;
+
+use super::{Action, Config, ProbeConfig, ProbeKind, UpgradeMode};
+
+impl Config {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        let problem = |key: &str, msg: String| self.problem(key, msg);
+        check_name(&self.lab.name).map_err(|m| problem("lab.name", m))?;
+        for (i, probe) in self.probes.iter().enumerate() {
+            check_probe(probe).map_err(|m| problem(&format!("probes[{i}]"), m))?;
+        }
+        for (i, p) in self.persistent.iter().enumerate() {
+            check_name(&p.name).map_err(|m| problem(&format!("persistent[{i}]"), m))?;
+        }
+        for (key, action) in self.actions() {
+            check_action(action).map_err(|m| problem(&key, m))?;
+        }
+        match self.upgrade.mode {
+            UpgradeMode::AllAtOnce if self.upgrade.action.is_none() => Err(problem(
+                "upgrade.action",
+                "missing: `mode = \"all-at-once\"` needs an `[upgrade.action]`".into(),
+            )),
+            UpgradeMode::AllAtOnce if !self.upgrade.components.is_empty() => Err(problem(
+                "upgrade.components",
+                "only allowed with `mode = \"rolling\"`".into(),
+            )),
+            UpgradeMode::Rolling if self.upgrade.components.is_empty() => Err(problem(
+                "upgrade.components",
+                "missing: `mode = \"rolling\"` needs at least one `[[upgrade.components]]`".into(),
+            )),
+            UpgradeMode::Rolling if self.upgrade.action.is_some() => Err(problem(
+                "upgrade.action",
+                "only allowed with `mode = \"all-at-once\"`".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Names become file names and inventory keys: keep them plain.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok && !name.starts_with('.') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name (letters, digits, `-`, `_`, `.`; not starting with `.`)"
+        ))
+    }
+}
+
+fn check_probe(probe: &ProbeConfig) -> Result<(), String> {
+    check_name(&probe.name)?;
+    match probe.kind {
+        ProbeKind::Http if probe.url.is_none() => Err("an `http` probe needs a `url`".into()),
+        ProbeKind::Http if !probe.steps.is_empty() => {
+            Err("`steps` belong to `kind = \"cycle\"`".into())
+        }
+        ProbeKind::Cycle if probe.steps.is_empty() => Err("a `cycle` probe needs `steps`".into()),
+        ProbeKind::Cycle if probe.url.is_some() => {
+            Err("a `cycle` probe has `steps`, not a `url`".into())
+        }
+        _ if probe.interval < Duration::from_millis(10) => Err("`interval` below 10ms".into()),
+        _ if probe.timeout.is_zero() => Err("`timeout` must be above 0".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_action(action: &Action) -> Result<(), String> {
+    check_name(&action.name)?;
+    match (&action.playbook, &action.command) {
+        (Some(_), Some(_)) => Err("set either `playbook` or `command`, not both".into()),
+        (None, None) => Err("needs a `playbook` or a `command`".into()),
+        (None, Some(argv)) if argv.is_empty() => Err("`command` is an empty argv".into()),
+        _ if action.timeout == Some(Duration::ZERO) => Err("`timeout` must be above 0".into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,7 @@
+//! Running external tools: the process runner, Ansible's files and meanings, process
+//! identity, and tool lookup.
+
+pub mod ansible;
+pub mod procs;
+pub mod runner;
+pub mod tools;

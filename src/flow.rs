@@ -1,0 +1,145 @@
+//! The pipeline's steps, the order that makes a complete flow, and what of it is missing
+//! from a journal. Depends on the journal only: commands, steps, teardown and reports all
+//! read it.
+
+use crate::workspace::journal::{Outcome, State};
+
+/// Which side of the upgrade a verification is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Before,
+    After,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::After => "after",
+        }
+    }
+}
+
+/// A step of the pipeline, as recorded in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Provision,
+    Deploy,
+    Verify(Phase),
+    Upgrade,
+    Report,
+    Cleanup,
+}
+
+/// The steps that make a complete flow, in order (report and cleanup always follow).
+pub const FLOW: [Step; 5] = [
+    Step::Provision,
+    Step::Deploy,
+    Step::Verify(Phase::Before),
+    Step::Upgrade,
+    Step::Verify(Phase::After),
+];
+
+impl Step {
+    /// The step's name in the journal and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Provision => "provision",
+            Step::Deploy => "deploy",
+            Step::Verify(_) => "verify",
+            Step::Upgrade => "upgrade",
+            Step::Report => "report",
+            Step::Cleanup => "cleanup",
+        }
+    }
+
+    pub fn phase(self) -> Option<&'static str> {
+        match self {
+            Step::Verify(phase) => Some(phase.as_str()),
+            _ => None,
+        }
+    }
+
+    /// `verify:before`, `deploy`, …
+    pub fn label(self) -> String {
+        match self.phase() {
+            Some(phase) => format!("{}:{phase}", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
+    /// Whether a journal's step record is of this step.
+    pub fn is(self, step: &str, phase: Option<&str>) -> bool {
+        self.name() == step && self.phase() == phase
+    }
+}
+
+/// Steps of the flow that did not run or did not pass (empty: the flow was complete).
+pub fn incomplete(state: &State) -> Vec<String> {
+    FLOW.iter()
+        .filter_map(|step| {
+            let last = state.last_step(step.name(), step.phase());
+            match last.map(|s| s.outcome) {
+                Some(Outcome::Passed) => None,
+                Some(Outcome::Failed) => Some(format!("{} failed", step.label())),
+                Some(Outcome::Running) => Some(format!("{} was interrupted", step.label())),
+                None => Some(format!("{} never ran", step.label())),
+            }
+        })
+        .collect()
+}
+
+/// Whether the journal's latest step record is a cleanup that passed.
+pub fn cleaned_up(state: &State) -> bool {
+    state
+        .steps
+        .last()
+        .is_some_and(|s| Step::Cleanup.is(&s.step, None) && s.outcome == Outcome::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::journal::StepRecord;
+
+    fn record(step: Step, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            step: step.name().into(),
+            phase: step.phase().map(str::to_string),
+            started: chrono::Utc::now(),
+            ended: None,
+            outcome,
+            exit_code: None,
+            error: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_fresh_journal_is_incomplete_step_by_step() {
+        let state = State::new("t", "A", "B");
+        let missing = incomplete(&state);
+        assert_eq!(missing.len(), 5);
+        assert_eq!(missing[2], "verify:before never ran");
+    }
+
+    #[test]
+    fn the_latest_record_of_each_step_decides() {
+        let mut state = State::new("t", "A", "B");
+        for step in FLOW {
+            state.steps.push(record(step, Outcome::Passed));
+        }
+        assert!(incomplete(&state).is_empty());
+        state.steps.push(record(Step::Upgrade, Outcome::Failed));
+        state
+            .steps
+            .push(record(Step::Verify(Phase::After), Outcome::Running));
+        assert_eq!(
+            incomplete(&state),
+            ["upgrade failed", "verify:after was interrupted"]
+        );
+        assert!(!cleaned_up(&state));
+        state.steps.push(record(Step::Cleanup, Outcome::Passed));
+        assert!(cleaned_up(&state));
+    }
+}

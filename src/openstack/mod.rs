@@ -1,0 +1,3 @@
+//! OpenStack clients shared by the probes and the providers: Keystone tokens.
+
+pub mod keystone;

@@ -1,0 +1,39 @@
+//! What every provider and owner of resources offers the steps and the teardown.
+
+use crate::exec::tools::Tool;
+use crate::workspace::journal::{Journal, Resource};
+
+/// What an owner did with a resource it was asked to destroy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destroyed {
+    Now,
+    AlreadyGone,
+}
+
+/// Whoever made a journaled resource and can destroy it (a provider, the persistent
+/// resources). Cleanup routes each resource to its owner by the resource's `owner` field.
+pub trait Owner {
+    /// The name journaled as the `owner` of what it makes.
+    fn name(&self) -> &'static str;
+    /// Destroys one resource; "already gone" is success.
+    fn destroy(&self, resource: &Resource) -> anyhow::Result<Destroyed>;
+}
+
+/// One source of hosts. Every method journals before it creates.
+pub trait Provider: Owner {
+    /// Acquires the host(s) and records them in the journal (names, addresses, ports,
+    /// groups, how to connect); idempotent.
+    fn acquire(&self, journal: &mut Journal) -> anyhow::Result<()>;
+    /// Builds the lab on the host (state, networks, VMs); idempotent.
+    fn build(&self, journal: &mut Journal) -> anyhow::Result<()>;
+    /// Cheap, after every attempt: journals what the lab announced it started and marks
+    /// what has gone.
+    fn reconcile(&self, journal: &mut Journal) -> anyhow::Result<()>;
+    /// Thorough, before a teardown only: finds resources of this run the journal missed
+    /// (a process table scan, an API listing by tag) and journals them.
+    fn find_strays(&self, journal: &mut Journal) -> anyhow::Result<()>;
+    /// Variables every action receives (e.g. `rollci_lab_dir`).
+    fn vars(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// External tools the provider itself needs.
+    fn tools(&self) -> Vec<Tool>;
+}

@@ -1,0 +1,370 @@
+//! One configured action (a playbook or a command) run with its retries, timeout and
+//! teardown-on-failure, each attempt journaled with its log; and the variables and action
+//! lists the steps share.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+
+use crate::config::{Action, Teardown};
+use crate::context::Ctx;
+use crate::exec::ansible;
+use crate::exec::procs::RUN_MARKER;
+use crate::exec::runner::{self, Ended, Invocation};
+use crate::exec::tools::Tool;
+use crate::teardown;
+
+/// Variables handed to an action.
+pub type Vars = Map<String, Value>;
+
+/// The variables every action of a step gets.
+pub fn base_vars(ctx: &Ctx, step: &str, release: &str) -> Vars {
+    let state = &ctx.journal.state;
+    let mut vars: Vars = ctx.provider.vars();
+    vars.insert("rollci_run_id".into(), json!(state.run_id));
+    vars.insert("rollci_step".into(), json!(step));
+    vars.insert("rollci_release".into(), json!(release));
+    vars.insert("rollci_from_release".into(), json!(state.from_release));
+    vars.insert("rollci_to_release".into(), json!(state.to_release));
+    vars
+}
+
+/// Runs actions in order; the first that fails (after its retries) stops the list.
+pub fn run_all(ctx: &mut Ctx, label: &str, actions: &[Action], vars: Vars) -> anyhow::Result<()> {
+    for a in actions {
+        run(ctx, label, a, &vars)?;
+    }
+    Ok(())
+}
+
+/// An action that ran and failed (as opposed to one that could not be started).
+#[derive(Debug, thiserror::Error)]
+#[error("action `{action}` failed after {attempts} attempt(s): {how} (log: {log})")]
+pub struct ActionFailed {
+    pub action: String,
+    pub attempts: u32,
+    pub how: String,
+    pub log: String,
+}
+
+/// Whether an error is an action that ran and failed.
+pub fn is_action_failure(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|c| c.downcast_ref::<ActionFailed>().is_some())
+}
+
+/// Runs an action until it passes or its retries run out.
+pub fn run(ctx: &mut Ctx, step: &str, action: &Action, vars: &Vars) -> anyhow::Result<()> {
+    let mut vars = vars.clone();
+    for (key, value) in &action.extra_vars {
+        // rollci's own variables win: a lab file cannot change the release under test.
+        if !vars.contains_key(key) {
+            vars.insert(key.clone(), serde_json::to_value(value)?);
+        }
+    }
+    let total = action.retries + 1;
+    for attempt in 1..=total {
+        if attempt > 1 {
+            restore(ctx, action.on_failure)?;
+            if let Some(delay) = action.retry_delay {
+                std::thread::sleep(delay);
+            }
+        }
+        let (ended, inv) = run_attempt(ctx, step, action, &vars, attempt)?;
+        if ended.success() {
+            return Ok(());
+        }
+        println!(
+            "!!! {step}/{} attempt {attempt}/{total} failed: {}{}",
+            action.name,
+            ended.describe(inv.timeout),
+            ansible_meaning(action, ended)
+        );
+        teardown::teardown(ctx, action.on_failure)?;
+        if attempt == total {
+            return Err(ActionFailed {
+                action: action.name.clone(),
+                attempts: total,
+                how: ended.describe(inv.timeout),
+                log: inv.log.display().to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds what a teardown removed before the next attempt.
+fn restore(ctx: &mut Ctx, teardown: Teardown) -> anyhow::Result<()> {
+    match teardown {
+        Teardown::None => Ok(()),
+        Teardown::Virtual => ctx.provider.build(&mut ctx.journal),
+        Teardown::Host => {
+            ctx.provider.acquire(&mut ctx.journal)?;
+            ctx.provider.build(&mut ctx.journal)
+        }
+    }
+}
+
+fn run_attempt(
+    ctx: &mut Ctx,
+    step: &str,
+    action: &Action,
+    vars: &Vars,
+    attempt: u32,
+) -> anyhow::Result<(Ended, Invocation)> {
+    let label = format!("{step}/{}#{attempt}", action.name);
+    let log = runner::log_path(&ctx.log_dir(), &label);
+    let inv = invocation(ctx, action, vars, label, log)?;
+    let ended = attempt_of(ctx, &action.name, attempt, &inv, Ended::success)?;
+    Ok((ended, inv))
+}
+
+/// Runs one journaled attempt: recorded as running before it starts, closed with how it
+/// ended and whether that counts as passed (`passed` decides: a test runner's exit status
+/// does not), the journal reconciled in between.
+pub fn attempt_of(
+    ctx: &mut Ctx,
+    name: &str,
+    attempt: u32,
+    inv: &Invocation,
+    passed: impl Fn(Ended) -> bool,
+) -> anyhow::Result<Ended> {
+    ctx.journal.begin_attempt(name, attempt, &inv.log)?;
+    let ended = ctx.executor.run(inv);
+    ctx.provider.reconcile(&mut ctx.journal)?;
+    let ran = ended.as_ref().ok().copied();
+    ctx.journal
+        .end_attempt(ran.map(Ended::code), ran.is_some_and(&passed))?;
+    ended
+}
+
+/// The invocation of an action's attempt (also used for the smoke command).
+pub fn invocation(
+    ctx: &Ctx,
+    action: &Action,
+    vars: &Vars,
+    label: String,
+    log: PathBuf,
+) -> anyhow::Result<Invocation> {
+    let base = ctx.config.base_dir();
+    let tmp = ansible::temp_dir(&ctx.workspace);
+    std::fs::create_dir_all(&tmp)
+        .with_context(|| format!("failed to create `{}`", tmp.display()))?;
+    let mut env = ansible::environment(&ctx.workspace);
+    env.push((RUN_MARKER.into(), ctx.journal.state.run_id.clone()));
+    env.push((
+        "ROLLCI_VARS".into(),
+        Value::Object(vars.clone()).to_string(),
+    ));
+    for h in &ctx.journal.state.hosts {
+        let name = format!("ROLLCI_HOST_{}", h.name.to_uppercase().replace('-', "_"));
+        env.push((name, format!("{}:{}", h.address, h.port)));
+    }
+    let exported = vars.iter().filter(|(k, _)| k.starts_with("rollci_"));
+    env.extend(exported.filter_map(|(k, v)| Some((k.to_uppercase(), v.as_str()?.to_string()))));
+    let timeout = action.timeout.unwrap_or(ctx.config.lab.default_timeout);
+    let (program, args) = match (&action.playbook, &action.command) {
+        (Some(playbook), _) => {
+            let program = Tool::new("ansible-playbook", "playbook actions").locate()?;
+            let inventory = ansible::write_inventory(&ctx.journal.state, &ctx.workspace)?;
+            let playbook = std::path::absolute(base.join(playbook))?;
+            std::fs::create_dir_all(ctx.log_dir())?;
+            let vars_file = log.with_extension("vars.yml");
+            ansible::write_vars(&Value::Object(vars.clone()), &vars_file)?;
+            (
+                program,
+                ansible::playbook_args(&inventory, &playbook, &vars_file),
+            )
+        }
+        (None, Some(argv)) => {
+            let program = Tool::new(&argv[0], "a command action").locate()?;
+            let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
+            (program, args)
+        }
+        (None, None) => anyhow::bail!("action `{}` has nothing to run", action.name),
+    };
+    Ok(Invocation {
+        program,
+        args,
+        env,
+        cwd: base,
+        timeout,
+        label,
+        log,
+        stdout: None,
+    })
+}
+
+fn ansible_meaning(action: &Action, ended: Ended) -> String {
+    match (action.playbook.is_some(), ended) {
+        (true, Ended::Exited(code)) => format!(" ({})", ansible::meaning(code)),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::runner::Ended;
+    use crate::testing;
+    use crate::workspace::journal::{Outcome, StepRecord};
+
+    fn open_step(ctx: &mut Ctx) {
+        ctx.journal.state.steps.push(StepRecord {
+            step: "deploy".into(),
+            phase: None,
+            started: chrono::Utc::now(),
+            ended: None,
+            outcome: Outcome::Running,
+            exit_code: None,
+            error: None,
+            attempts: Vec::new(),
+        });
+    }
+
+    fn action(extra: &str) -> Action {
+        let config = testing::config(&format!(
+            "[[deploy.actions]]\nname = \"d\"\ncommand = [\"true\"]\n{extra}"
+        ));
+        config.deploy.actions[0].clone()
+    }
+
+    /// A script: the first `fails` attempts exit 2, the rest pass.
+    fn failing(fails: u32) -> impl Fn(&str) -> Ended {
+        let seen = std::cell::Cell::new(0);
+        move |_| {
+            seen.set(seen.get() + 1);
+            if seen.get() <= fails {
+                Ended::Exited(2)
+            } else {
+                Ended::Exited(0)
+            }
+        }
+    }
+
+    #[test]
+    fn an_action_is_retried_until_it_passes_each_attempt_journaled() {
+        let ws = tempfile::tempdir().unwrap();
+        let (mut ctx, fakes) = testing::ctx(ws.path(), testing::config(""), failing(2));
+        open_step(&mut ctx);
+        run(&mut ctx, "deploy", &action("retries = 3"), &Vars::new()).unwrap();
+        let attempts = &ctx.journal.state.steps[0].attempts;
+        let outcomes: Vec<_> = attempts.iter().map(|a| (a.attempt, a.outcome)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                (1, Outcome::Failed),
+                (2, Outcome::Failed),
+                (3, Outcome::Passed)
+            ]
+        );
+        assert_eq!(attempts[0].exit_code, Some(2));
+        let runs: Vec<_> = fakes
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("run"))
+            .cloned()
+            .collect();
+        assert_eq!(runs, ["run deploy/d#1", "run deploy/d#2", "run deploy/d#3"]);
+    }
+
+    #[test]
+    fn retries_run_out_into_an_action_failure_naming_its_log() {
+        let ws = tempfile::tempdir().unwrap();
+        let (mut ctx, _fakes) = testing::ctx(ws.path(), testing::config(""), failing(9));
+        open_step(&mut ctx);
+        let err = run(&mut ctx, "deploy", &action("retries = 1"), &Vars::new()).unwrap_err();
+        assert!(is_action_failure(&err));
+        let text = format!("{err:#}");
+        assert!(text.contains("after 2 attempt(s): exit status 2"), "{text}");
+        assert!(text.contains("deploy-d-2.log"), "{text}");
+    }
+
+    #[test]
+    fn on_failure_virtual_destroys_vms_then_state_and_rebuilds_before_the_next_attempt() {
+        let ws = tempfile::tempdir().unwrap();
+        let (mut ctx, fakes) = testing::ctx(ws.path(), testing::config(""), failing(1));
+        ctx.provider.acquire(&mut ctx.journal).unwrap();
+        ctx.provider.build(&mut ctx.journal).unwrap();
+        let calls = fakes.calls.clone();
+        calls.borrow_mut().clear();
+        open_step(&mut ctx);
+        let a = action("retries = 1\non_failure = \"virtual\"");
+        run(&mut ctx, "deploy", &a, &Vars::new()).unwrap();
+        assert_eq!(
+            *calls.borrow(),
+            [
+                "run deploy/d#1",
+                "find_strays",
+                "destroy vm1",
+                "destroy state",
+                "build",
+                "run deploy/d#2"
+            ]
+        );
+        let host = ctx
+            .journal
+            .state
+            .live()
+            .filter(|r| r.name == "host")
+            .count();
+        assert_eq!(host, 1, "the host stays");
+    }
+
+    #[test]
+    fn on_failure_host_destroys_everything_and_acquires_again() {
+        let ws = tempfile::tempdir().unwrap();
+        let (mut ctx, fakes) = testing::ctx(ws.path(), testing::config(""), failing(1));
+        ctx.provider.acquire(&mut ctx.journal).unwrap();
+        ctx.provider.build(&mut ctx.journal).unwrap();
+        let calls = fakes.calls.clone();
+        calls.borrow_mut().clear();
+        open_step(&mut ctx);
+        run(
+            &mut ctx,
+            "deploy",
+            &action("retries = 1\non_failure = \"host\""),
+            &Vars::new(),
+        )
+        .unwrap();
+        let calls = calls.borrow();
+        assert_eq!(
+            calls[..7],
+            [
+                "run deploy/d#1",
+                "find_strays",
+                "destroy vm1",
+                "destroy state",
+                "destroy host",
+                "acquire",
+                "build"
+            ]
+        );
+        assert_eq!(
+            ctx.journal.state.live().count(),
+            3,
+            "host, state and vm1 anew"
+        );
+    }
+
+    #[test]
+    fn rollci_variables_win_over_the_lab_files_extra_vars() {
+        let ws = tempfile::tempdir().unwrap();
+        let (mut ctx, fakes) = testing::ctx(ws.path(), testing::config(""), failing(0));
+        open_step(&mut ctx);
+        let a = action("extra_vars = { rollci_release = \"Z\", mine = \"x\" }");
+        let vars = base_vars(&ctx, "deploy", "A");
+        run(&mut ctx, "deploy", &a, &vars).unwrap();
+        let inv = fakes.seen.borrow()[0].clone();
+        let env: std::collections::BTreeMap<_, _> = inv.env.into_iter().collect();
+        assert_eq!(env["ROLLCI_RELEASE"], "A");
+        let all: serde_json::Value = serde_json::from_str(&env["ROLLCI_VARS"]).unwrap();
+        assert_eq!(all["rollci_release"], "A");
+        assert_eq!(all["mine"], "x");
+        assert_eq!(env["ROLLCI_RUN_ID"], ctx.journal.state.run_id);
+    }
+}

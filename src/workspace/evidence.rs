@@ -1,0 +1,188 @@
+//! The evidence an upgrade leaves: availability per service, smoke results per phase and
+//! the fate of persistent resources. Producers write these records into
+//! `<workspace>/evidence/`; reporters (summary, JUnit, HTML, Elasticsearch) read them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Folder of the evidence files inside a workspace.
+pub fn dir(workspace: &Path) -> PathBuf {
+    workspace.join("evidence")
+}
+
+/// Availability of one probed service across the upgrade.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServiceReport {
+    pub name: String,
+    pub url: String,
+    pub probes: u64,
+    /// Failed probes by class: `status`, `timeout`, `refused`, `other`.
+    pub failures: BTreeMap<String, u64>,
+    /// Percentage of probes that passed (0–100).
+    pub availability: f64,
+    pub downtime_ms: u64,
+    pub windows: Vec<Window>,
+    /// Latency of successful probes during the upgrade.
+    pub latency_ms: Option<Percentiles>,
+    /// Latency of successful probes before the first upgrade action (the baseline).
+    pub baseline_ms: Option<Percentiles>,
+    /// The lab's budget (`max_downtime`), if any.
+    pub budget_ms: Option<u64>,
+    pub within_budget: bool,
+}
+
+/// One outage: from the first failed probe to the next successful one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// The upgrade action (component) running when the outage began.
+    pub action: Option<String>,
+    pub failures: u64,
+    /// The failure class seen most in the window.
+    pub class: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// When an upgrade action ran (marked on the timeline).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ActionSpan {
+    pub name: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// Everything the probes measured during one upgrade (`evidence/availability.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Availability {
+    pub started: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub services: Vec<ServiceReport>,
+    pub actions: Vec<ActionSpan>,
+    /// The JSON-lines file holding every probe result.
+    pub probes_file: Option<PathBuf>,
+}
+
+/// One line of the probes file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeRecord {
+    pub service: String,
+    /// Start of the probe.
+    pub t: DateTime<Utc>,
+    pub latency_ms: f64,
+    /// `ok`, `status`, `timeout`, `refused` or `other`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `baseline` before the first upgrade action, else the action running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// Counts of one smoke run, as `subunit-stats` reports them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    pub tests: u64,
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Expected failures and unexpected successes are counted apart.
+    pub xfail: u64,
+    pub uxsuccess: u64,
+}
+
+/// One test's final result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestCase {
+    pub id: String,
+    /// `success`, `fail`, `skip`, `xfail`, `uxsuccess`.
+    pub status: String,
+    pub duration_ms: Option<f64>,
+    /// Failure or skip reason / traceback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// A smoke run of one phase (`evidence/smoke-<phase>.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Smoke {
+    pub phase: String,
+    pub counts: Counts,
+    pub tests: Vec<TestCase>,
+    pub max_failures: Option<u64>,
+    /// Tests that passed before and fail after (only in phase `after`).
+    #[serde(default)]
+    pub regressions: Vec<String>,
+}
+
+/// A persistent resource's fate after the upgrade.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Persistent {
+    pub name: String,
+    pub outcome: PersistentOutcome,
+    pub checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What became of a persistent resource: `created` (before the upgrade), `intact`,
+/// `changed` or `lost` (after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistentOutcome {
+    Created,
+    Intact,
+    Changed,
+    Lost,
+}
+
+impl PersistentOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersistentOutcome::Created => "created",
+            PersistentOutcome::Intact => "intact",
+            PersistentOutcome::Changed => "changed",
+            PersistentOutcome::Lost => "lost",
+        }
+    }
+
+    /// Whether the resource is as it should be at this point.
+    pub fn is_good(self) -> bool {
+        matches!(self, PersistentOutcome::Created | PersistentOutcome::Intact)
+    }
+}
+
+/// Reads an evidence file, `None` when it was never written.
+pub fn read<T: serde::de::DeserializeOwned>(
+    workspace: &Path,
+    name: &str,
+) -> anyhow::Result<Option<T>> {
+    let path = dir(workspace).join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("failed to parse `{}`", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+    }
+}
+
+/// Writes an evidence file atomically.
+pub fn write<T: Serialize>(workspace: &Path, name: &str, value: &T) -> anyhow::Result<PathBuf> {
+    let path = dir(workspace).join(name);
+    crate::workspace::atomic::write(&path, &serde_json::to_vec_pretty(value)?)?;
+    Ok(path)
+}
