@@ -54,8 +54,9 @@ pub enum Command {
     Provision,
     /// Deploy the from-release.
     Deploy,
-    /// Upgrade to the to-release (all at once or rolling, as the lab says).
-    Upgrade,
+    /// Upgrade to the to-release (all at once or rolling, as the lab says); a re-run
+    /// continues after the last component that passed in this run.
+    Upgrade(UpgradeArgs),
     /// Run the lab's verification actions before or after the upgrade.
     Verify(VerifyArgs),
     /// Write the run's summary (reports/summary.json).
@@ -97,6 +98,13 @@ pub struct ResultsArgs {
     /// Print the counts (and every test) as JSON instead of a line of text.
     #[arg(long, env = "ROLLCI_JSON")]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade every component again, also those that passed in an earlier attempt.
+    #[arg(long, env = "ROLLCI_RESTART")]
+    pub restart: bool,
 }
 
 #[derive(Debug, Args)]

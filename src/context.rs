@@ -7,8 +7,9 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::exec::runner::{self, Executor};
 use crate::exit::{Kind, fail};
+use crate::procs;
 use crate::provider::{self, Provider};
-use crate::workspace::journal::{self, Journal, State};
+use crate::workspace::journal::{self, Journal, Outcome, State};
 
 /// What a step works with. Built by [`Ctx::open`]; tests build one with [`Ctx::new`] around
 /// a fake provider or executor.
@@ -18,6 +19,8 @@ pub struct Ctx {
     pub provider: Box<dyn Provider>,
     pub executor: Box<dyn Executor>,
     pub journal: Journal,
+    /// `upgrade --restart`: redo the components that passed in an earlier attempt.
+    pub restart_upgrade: bool,
 }
 
 /// Releases given on the command line or by Jenkins, overriding the lab file's.
@@ -46,6 +49,7 @@ impl Ctx {
             State::new(&config.lab.name, from, to)
         };
         let mut journal = Journal::open(&workspace, fresh)?;
+        recover(&mut journal)?;
         if new_run && finished(&journal.state) {
             archive(&workspace, &journal.state)?;
             journal.state = fresh();
@@ -85,7 +89,13 @@ impl Ctx {
             provider,
             executor: Box::new(runner::System),
             journal,
+            restart_upgrade: false,
         }
+    }
+
+    /// The log file of an attempt (`label`: `step/action#attempt`) of the open step record.
+    pub fn attempt_log(&self, label: &str) -> PathBuf {
+        runner::attempt_log(&self.log_dir(), self.journal.state.steps.len(), label)
     }
 
     /// Where this run's logs go.
@@ -108,6 +118,48 @@ impl Ctx {
         }
         Ok(())
     }
+}
+
+/// How long a tool left running by a killed rollci gets to end on SIGTERM.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A journal opened after its rollci died mid-step (we hold the lock, so whatever is
+/// still `running` has no rollci): stop what its tools left running, then mark the records
+/// `interrupted`, before any step can overlap with them.
+fn recover(journal: &mut Journal) -> anyhow::Result<()> {
+    let run_id = journal.state.run_id.clone();
+    let mut changed = false;
+    for step in journal.state.steps.iter_mut() {
+        if step.outcome != Outcome::Running {
+            continue;
+        }
+        for attempt in step
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == Outcome::Running)
+        {
+            let Some(group) = attempt.group else { continue };
+            let left = procs::left_in_group(group.pid, &run_id);
+            let stopped = procs::stop_all(&left, ORPHAN_GRACE);
+            if stopped > 0 {
+                crate::say!(
+                    "--- stopped {stopped} process(es) of `{}` (group {}) left running by a rollci that died",
+                    attempt.action,
+                    group.pid
+                );
+            }
+        }
+        crate::say!(
+            "--- {} was interrupted (its rollci died): recorded as such",
+            step.label()
+        );
+        step.interrupt();
+        changed = true;
+    }
+    if changed {
+        journal.save()?;
+    }
+    Ok(())
 }
 
 /// A journal whose run was cleaned up and holds nothing live.

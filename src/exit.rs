@@ -12,6 +12,9 @@ pub const USAGE: u8 = 2;
 pub const INFRA: u8 = 3;
 /// Another `rollci` holds the workspace lock.
 pub const LOCKED: u8 = 4;
+/// Stopped by SIGTERM or SIGINT: the step is journaled `aborted` (and `run` still reported
+/// and cleaned up).
+pub const ABORTED: u8 = 5;
 
 /// The class of a failure; attached to an `anyhow::Error` so `run` can pick the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,7 @@ pub enum Kind {
     Usage,
     Infra,
     Locked,
+    Aborted,
 }
 
 impl Kind {
@@ -30,6 +34,7 @@ impl Kind {
             Kind::Usage => USAGE,
             Kind::Infra => INFRA,
             Kind::Locked => LOCKED,
+            Kind::Aborted => ABORTED,
         }
     }
 
@@ -40,6 +45,7 @@ impl Kind {
             USAGE => Some(Kind::Usage),
             INFRA => Some(Kind::Infra),
             LOCKED => Some(Kind::Locked),
+            ABORTED => Some(Kind::Aborted),
             _ => None,
         }
     }
@@ -82,7 +88,8 @@ Exit codes:
   1  the system under test failed a check (verification, downtime budget, data lost)
   2  usage or configuration error (nothing was changed)
   3  infrastructure error (provider, playbook, missing tool): clean up
-  4  the workspace is locked by another rollci";
+  4  the workspace is locked by another rollci
+  5  aborted by SIGTERM or SIGINT (the step is journaled `aborted`; `run` still cleans up)";
 
 #[cfg(test)]
 mod tests {
@@ -90,7 +97,13 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for kind in [Kind::Check, Kind::Usage, Kind::Infra, Kind::Locked] {
+        for kind in [
+            Kind::Check,
+            Kind::Usage,
+            Kind::Infra,
+            Kind::Locked,
+            Kind::Aborted,
+        ] {
             assert_eq!(Kind::from_code(kind.code()), Some(kind));
         }
         assert_eq!(Kind::from_code(0), None);

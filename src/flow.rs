@@ -82,11 +82,32 @@ pub fn incomplete(state: &State) -> Vec<String> {
             match last.map(|s| s.outcome) {
                 Some(Outcome::Passed) => None,
                 Some(Outcome::Failed) => Some(format!("{} failed", step.label())),
-                Some(Outcome::Running) => Some(format!("{} was interrupted", step.label())),
+                Some(Outcome::Aborted) => Some(format!("{} was aborted", step.label())),
+                Some(Outcome::Running | Outcome::Interrupted) => {
+                    Some(format!("{} was interrupted", step.label()))
+                }
                 None => Some(format!("{} never ran", step.label())),
             }
         })
         .collect()
+}
+
+/// Where `run` picks up a run that stopped before its end: the number of leading flow
+/// steps whose latest record passed (0 once a cleanup ran: the lab may be gone).
+pub fn resume_point(state: &State) -> usize {
+    if state
+        .steps
+        .iter()
+        .any(|s| Step::Cleanup.is(&s.step, s.phase.as_deref()))
+    {
+        return 0;
+    }
+    FLOW.iter()
+        .take_while(|step| {
+            let last = state.last_step(step.name(), step.phase());
+            last.is_some_and(|s| s.outcome == Outcome::Passed)
+        })
+        .count()
 }
 
 /// Whether the journal's latest step record is a cleanup that passed.
@@ -112,6 +133,7 @@ mod tests {
             exit_code: None,
             error: None,
             attempts: Vec::new(),
+            owner: None,
         }
     }
 
@@ -139,6 +161,7 @@ mod tests {
             ["upgrade failed", "verify:after was interrupted"]
         );
         assert!(!cleaned_up(&state));
+        assert_eq!(resume_point(&state), 3, "upgrade failed last: resume there");
         state.steps.push(record(Step::Cleanup, Outcome::Passed));
         assert!(cleaned_up(&state));
     }

@@ -7,16 +7,19 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod exec;
 pub mod exit;
 pub mod flow;
 pub mod jenkins;
 pub mod openstack;
+pub mod procs;
 pub mod provider;
 pub mod reports;
 pub mod results;
 pub mod secret;
+pub mod signals;
 pub mod steps;
 pub mod teardown;
 pub mod templates;
@@ -28,7 +31,7 @@ pub fn run(cli: cli::Cli) -> u8 {
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            crate::say_err!("error: {err:#}");
             exit::kind_of(&err).code()
         }
     }

@@ -24,9 +24,10 @@ pub fn teardown(ctx: &mut Ctx, scope: Teardown) -> anyhow::Result<()> {
         Teardown::Virtual => destroy(ctx, |r| r.layer.is_virtual()),
         Teardown::Host => destroy(ctx, |_| true),
     }?;
-    println!(
+    crate::say!(
         "--- teardown ({scope:?}): {} destroyed, {} already gone",
-        tally.destroyed, tally.already_gone
+        tally.destroyed,
+        tally.already_gone
     );
     if tally.failed.is_empty() {
         Ok(())

@@ -2,5 +2,5 @@
 // Help: rollciCleanup.txt.
 def call(Map args = [:]) {
     rollciStep(step: 'rollciCleanup', command: 'cleanup', args: args, credentials: ['cloud'],
-        script: '"${ROLLCI_BIN:-rollci}" cleanup')
+        script: 'exec "${ROLLCI_BIN:-rollci}" cleanup')
 }

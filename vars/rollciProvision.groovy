@@ -1,5 +1,5 @@
 // rollciProvision: `rollci provision`: acquire and prepare the host, build the lab. Help: rollciProvision.txt.
 def call(Map args = [:]) {
     rollciStep(step: 'rollciProvision', command: 'provision', args: args, credentials: ['cloud'],
-        script: '"${ROLLCI_BIN:-rollci}" provision')
+        script: 'exec "${ROLLCI_BIN:-rollci}" provision')
 }

@@ -2,5 +2,5 @@
 // Help: rollciReport.txt.
 def call(Map args = [:]) {
     rollciStep(step: 'rollciReport', command: 'report', args: args, credentials: ['es'],
-        script: '"${ROLLCI_BIN:-rollci}" report')
+        script: 'exec "${ROLLCI_BIN:-rollci}" report')
 }

@@ -138,7 +138,8 @@ void publish(String ws) {
 /**
  * rollci's exit code as the build result, row by row the README's "Exit codes" table (StepsTest
  * holds the two together): 1 (a check failed) marks the build UNSTABLE and continues, or fails
- * it, as `checkFailure` says; 2, 3, 4 fail the build (the post section's rollciCleanup still runs).
+ * it, as `checkFailure` says; 2, 3, 4 and 5 (aborted) fail the build (the post section's
+ * rollciCleanup still runs).
  */
 void judge(String what, int code, String checkFailure) {
     switch (code) {
@@ -159,6 +160,9 @@ void judge(String what, int code, String checkFailure) {
             return
         case 4:
             error("${what}: the workspace is locked by another rollci (exit 4)")
+            return
+        case 5:
+            error("${what}: aborted by SIGTERM or SIGINT, exit 5 (the step is journaled aborted; cleanup runs in post)")
             return
         default:
             error("${what}: unexpected exit code ${code}")

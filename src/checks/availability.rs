@@ -42,7 +42,7 @@ impl Watch {
         let specs = probe::specs(&ctx.config.probes, &host_vars(&ctx.journal.state))?;
         let file = evidence::dir(&ctx.workspace).join("probes.jsonl");
         let monitor = Monitor::start(specs.clone(), &file, BASELINE)?;
-        println!(
+        crate::say!(
             "--- probing {} service(s), baseline {}",
             specs.len(),
             humantime::format_duration(ctx.config.probing.baseline)
@@ -104,22 +104,35 @@ pub fn print_services(availability: &Availability) {
             .budget_ms
             .map(|b| format!(", budget {b} ms"))
             .unwrap_or_default();
-        println!(
-            "--- {}: {} probes, {:.3}% available, {} ms down in {} window(s){budget}",
+        let own = s.windows.iter().filter(|w| !w.prober_late).count();
+        let late = match s.windows.len() - own {
+            0 => String::new(),
+            n => format!(
+                ", {} ms in {n} window(s) of a late prober (not counted)",
+                s.prober_late_ms
+            ),
+        };
+        crate::say!(
+            "--- {}: {} probes, {:.3}% available, {} ms down in {own} window(s){budget}{late}, probes at most {:.0} ms late",
             s.name,
             s.probes,
             s.availability,
             s.downtime_ms,
-            s.windows.len()
+            s.max_late_ms
         );
         for w in &s.windows {
-            println!(
-                "      window {} +{} ms ({} × {}) during {}",
+            crate::say!(
+                "      window {} +{} ms ({} × {}) during {}{}",
                 w.start.format("%H:%M:%S%.3f"),
                 w.duration_ms,
                 w.failures,
                 w.class,
-                w.action.as_deref().unwrap_or("-")
+                w.action.as_deref().unwrap_or("-"),
+                if w.prober_late {
+                    ", prober late: not counted"
+                } else {
+                    ""
+                }
             );
         }
     }

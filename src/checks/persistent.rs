@@ -59,9 +59,23 @@ fn create(
         .map(|r| r.id.clone());
     let delete = expanded(&config.delete, hosts);
     let data = json!({ "delete": delete_data(&delete) });
-    let id =
-        ctx.journal
-            .begin_resource(OWNER, KIND, &config.name, Layer::Data, lab.as_deref(), data)?;
+    // A re-run of `verify --phase before` recreates the resource under its first record.
+    let known = ctx
+        .journal
+        .state
+        .live()
+        .find(|r| r.owner == OWNER && r.name == config.name);
+    let id = match known.map(|r| r.id.clone()) {
+        Some(id) => id,
+        None => ctx.journal.begin_resource(
+            OWNER,
+            KIND,
+            &config.name,
+            Layer::Data,
+            lab.as_deref(),
+            data,
+        )?,
+    };
     let created = call(&expanded(&config.create, hosts));
     let checksum = match created {
         Ok(_) => read_checksum(config, hosts),

@@ -83,7 +83,7 @@ fn problems(smoke: &Smoke, config: &SmokeConfig) -> Vec<String> {
 
 fn print_counts(smoke: &Smoke) {
     let c = &smoke.counts;
-    println!(
+    crate::say!(
         "--- smoke {}: {} tests, {} passed, {} failed, {} skipped, {} regressions",
         smoke.phase,
         c.tests,

@@ -11,7 +11,7 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
     // Jenkins runs cleanup in a stage and again in `post { always }`: the second finds a
     // finished journal and must neither redo nor re-record it.
     if ctx.journal.state.live().next().is_none() && flow::cleaned_up(&ctx.journal.state) {
-        println!(
+        crate::say!(
             "--- cleanup: nothing left to destroy (run {} is clean)",
             ctx.journal.state.run_id
         );

@@ -23,17 +23,17 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
     let mut missing = 0;
     for c in &checks {
         match &c.found {
-            Some(path) => println!("ok       {:<20} {}", c.tool.name, path.display()),
+            Some(path) => crate::say!("ok       {:<20} {}", c.tool.name, path.display()),
             None => {
                 missing += 1;
-                println!("MISSING  {:<20} needed for {}", c.tool.name, c.tool.why);
-                println!("         hint: {}", tools::install_hint(&c.tool.name));
+                crate::say!("MISSING  {:<20} needed for {}", c.tool.name, c.tool.why);
+                crate::say!("         hint: {}", tools::install_hint(&c.tool.name));
             }
         }
     }
     if missing > 0 {
         return Err(fail(Kind::Infra, format!("{missing} tool(s) missing")));
     }
-    println!("all {} tools found", checks.len());
+    crate::say!("all {} tools found", checks.len());
     Ok(exit::OK)
 }

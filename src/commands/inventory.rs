@@ -6,6 +6,6 @@ use crate::exit;
 
 pub fn run(g: &Global) -> anyhow::Result<u8> {
     let state = lab::read_state(g)?;
-    print!("{}", crate::exec::ansible::inventory(&state)?);
+    crate::show!("{}", crate::exec::ansible::inventory(&state)?);
     Ok(exit::OK)
 }

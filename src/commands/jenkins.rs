@@ -54,7 +54,7 @@ fn source(args: &SourceArgs) -> Source {
 /// Prints `text`, or writes it atomically to `out` (its folder created if needed).
 fn emit(text: &str, out: Option<&Path>) -> anyhow::Result<u8> {
     match out {
-        None => print!("{text}"),
+        None => crate::show!("{text}"),
         Some(path) => crate::workspace::atomic::write(path, text.as_bytes())
             .with_context(|| format!("failed to write `{}`", path.display()))?,
     }
@@ -67,7 +67,7 @@ fn push(config: &Config, config_path: &str, job: &str, args: &SourceArgs) -> any
     let pushed = server
         .push(job, &xml)
         .with_context(|| format!("failed to push job `{job}`"))?;
-    println!("--- jenkins: {pushed} job `{job}`: {}", server.job_url(job));
+    crate::say!("--- jenkins: {pushed} job `{job}`: {}", server.job_url(job));
     Ok(exit::OK)
 }
 
@@ -75,7 +75,7 @@ fn push(config: &Config, config_path: &str, job: &str, args: &SourceArgs) -> any
 fn lint(config: &Config, config_path: &str) -> anyhow::Result<u8> {
     let text = render::jenkinsfile(config, config_path)?;
     let answer = api::Server::from_env()?.lint(&text)?;
-    println!("{answer}");
+    crate::say!("{answer}");
     if answer == api::LINT_OK {
         Ok(exit::OK)
     } else {

@@ -17,6 +17,8 @@ pub fn load_config(g: &Global) -> anyhow::Result<Config> {
 
 /// Opens the workspace for a step (see [`Ctx::open`]).
 pub fn open(g: &Global, new_run: bool) -> anyhow::Result<Ctx> {
+    // From here on a stop signal closes the journal instead of killing rollci.
+    crate::signals::install()?;
     let releases = Releases {
         from: g.from_release.clone(),
         to: g.to_release.clone(),
@@ -28,7 +30,7 @@ pub fn open(g: &Global, new_run: bool) -> anyhow::Result<Ctx> {
 pub fn step(ctx: &mut Ctx, step: Step) -> anyhow::Result<()> {
     let result = steps::run(ctx, step);
     if let Err(err) = reports::refresh(&ctx.journal.state, &ctx.workspace) {
-        println!("!!! could not write the reports: {err:#}");
+        crate::say!("!!! could not write the reports: {err:#}");
     }
     result
 }
@@ -43,7 +45,7 @@ pub fn step_command(g: &Global, step: Step) -> anyhow::Result<u8> {
 /// Reads a workspace's journal without locking it (`status`, `inventory`, `monitor`).
 pub fn read_state(g: &Global) -> anyhow::Result<journal::State> {
     let workspace = g.workspace();
-    journal::read(&workspace)?.ok_or_else(|| {
+    let state = journal::read(&workspace)?.ok_or_else(|| {
         fail(
             Kind::Usage,
             format!(
@@ -51,5 +53,6 @@ pub fn read_state(g: &Global) -> anyhow::Result<journal::State> {
                 workspace.display()
             ),
         )
-    })
+    })?;
+    Ok(state.settled())
 }

@@ -24,7 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Provision => provision::run(g),
         Command::Deploy => deploy::run(g),
-        Command::Upgrade => upgrade::run(g),
+        Command::Upgrade(args) => upgrade::run(g, args.restart),
         Command::Verify(args) => verify::run(g, args.phase),
         Command::Report => report::run(g),
         Command::Cleanup => cleanup::run(g),

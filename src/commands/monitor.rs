@@ -25,7 +25,7 @@ pub fn run(g: &Global, duration: Option<std::time::Duration>) -> anyhow::Result<
         ..Default::default()
     };
     let monitor = crate::checks::probe::Monitor::start(specs.clone(), &file, "monitor")?;
-    println!("--- probing {} service(s); Ctrl-C stops", specs.len());
+    crate::say!("--- probing {} service(s); Ctrl-C stops", specs.len());
     wait_for(duration)?;
     let records = monitor.stop()?;
     availability.ended = Some(chrono::Utc::now());
@@ -33,7 +33,7 @@ pub fn run(g: &Global, duration: Option<std::time::Duration>) -> anyhow::Result<
     crate::checks::availability::print_services(&availability);
     let name = format!("monitor-{stamp}.json");
     let path = crate::workspace::evidence::write(&g.workspace(), &name, &availability)?;
-    println!(
+    crate::say!(
         "--- probes: {}\n--- summary: {}",
         file.display(),
         path.display()
@@ -64,8 +64,8 @@ fn wait_for(duration: Option<std::time::Duration>) -> anyhow::Result<()> {
         };
         tokio::select! {
             _ = sleep => {}
-            _ = tokio::signal::ctrl_c() => println!("--- interrupted: writing the results"),
-            _ = term.recv() => println!("--- terminated: writing the results"),
+            _ = tokio::signal::ctrl_c() => crate::say!("--- interrupted: writing the results"),
+            _ = term.recv() => crate::say!("--- terminated: writing the results"),
         }
         Ok(())
     })

@@ -1,6 +1,5 @@
 //! `rollci results FILE [--junit OUT] [--json]`: a faster `subunit2junitxml`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -24,26 +23,25 @@ struct JsonOut<'a> {
 pub fn run(args: &ResultsArgs) -> anyhow::Result<u8> {
     let loaded = load(&args.file)?;
     for note in &loaded.notes {
-        eprintln!("note: {note}");
+        crate::say_err!("note: {note}");
     }
     if let Some(out) = &args.junit {
         junit::write_tests(&suite_name(&args.file), &loaded.tests, out)?;
     }
     let counts = counts(&loaded.tests);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // A reader that stops early (`| head`) ends the command quietly: it only reads.
     if args.json {
         let json = JsonOut {
             format: loaded.format,
             counts,
             tests: &loaded.tests,
         };
-        serde_json::to_writer_pretty(&mut out, &json).context("failed to write JSON")?;
-        writeln!(out).context("failed to write JSON")?;
+        let mut text = serde_json::to_vec_pretty(&json).context("failed to encode JSON")?;
+        text.push(b'\n');
+        crate::console::out_bytes(&text);
     } else {
-        writeln!(out, "{}", counts_line(&counts)).context("failed to write counts")?;
+        crate::say!("{}", counts_line(&counts));
     }
-    out.flush().context("failed to write to stdout")?;
     Ok(exit::OK)
 }
 

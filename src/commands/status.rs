@@ -14,9 +14,9 @@ pub fn run(g: &Global, json: bool) -> anyhow::Result<u8> {
     let workspace = g.workspace();
     if json {
         let value = self::json(&state, &workspace);
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::say!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{}", table(&state, &workspace));
+        crate::show!("{}", table(&state, &workspace));
     }
     Ok(exit::OK)
 }

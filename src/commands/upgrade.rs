@@ -1,9 +1,13 @@
-//! `rollci upgrade`: upgrade to the to-release with the probes running.
+//! `rollci upgrade [--restart]`: upgrade to the to-release with the probes running.
 
 use super::lab;
 use crate::cli::Global;
+use crate::exit;
 use crate::flow::Step;
 
-pub fn run(g: &Global) -> anyhow::Result<u8> {
-    lab::step_command(g, Step::Upgrade)
+pub fn run(g: &Global, restart: bool) -> anyhow::Result<u8> {
+    let mut ctx = lab::open(g, false)?;
+    ctx.restart_upgrade = restart;
+    lab::step(&mut ctx, Step::Upgrade)?;
+    Ok(exit::OK)
 }

@@ -40,8 +40,19 @@ impl Config {
     }
 }
 
-/// Names become file names and inventory keys: keep them plain.
+/// Longest name: names become parts of file names (`<seq>-<step>-<action>-<attempt>.log`),
+/// which Linux caps at 255 bytes.
+pub const MAX_NAME: usize = 64;
+
+/// Names become file names and inventory keys: keep them plain and short.
 pub fn check_name(name: &str) -> Result<(), String> {
+    if name.chars().count() > MAX_NAME {
+        let start: String = name.chars().take(20).collect();
+        return Err(format!(
+            "`{start}…` is {} characters long; names have at most {MAX_NAME}",
+            name.chars().count()
+        ));
+    }
     let ok = !name.is_empty()
         && name
             .chars()
@@ -80,5 +91,37 @@ fn check_action(action: &Action) -> Result<(), String> {
         (None, Some(argv)) if argv.is_empty() => Err("`command` is an empty argv".into()),
         _ if action.timeout == Some(Duration::ZERO) => Err("`timeout` must be above 0".into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bounded_and_plain() {
+        assert!(check_name("deploy-1.b_c").is_ok());
+        assert!(check_name(&"n".repeat(MAX_NAME)).is_ok());
+        let err = check_name(&"n".repeat(10_000)).unwrap_err();
+        assert!(err.contains("10000 characters long"), "{err}");
+        assert!(err.len() < 120, "the error does not echo the whole name");
+        for bad in ["", ".hidden", "a/b", "a b", "é"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_over_long_action_name_names_its_key_and_line() {
+        let long = "x".repeat(10_000);
+        let text = format!(
+            "[lab]\nname = \"t\"\nfrom_release = \"A\"\nto_release = \"B\"\n[provider]\nkind = \"local\"\n[upgrade]\nmode = \"rolling\"\n[[upgrade.components]]\nname = \"{long}\"\ncommand = [\"true\"]\n"
+        );
+        let err = Config::parse(&text, std::path::Path::new("lab.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("lab.toml:9: `upgrade.components[0]`:"),
+            "{text}"
+        );
+        assert_eq!(crate::exit::kind_of(&err), crate::exit::Kind::Usage);
     }
 }

@@ -2,6 +2,5 @@
 //! identity, and tool lookup.
 
 pub mod ansible;
-pub mod procs;
 pub mod runner;
 pub mod tools;

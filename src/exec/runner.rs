@@ -12,20 +12,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::workspace::journal::ProcessId;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 /// Runs invocations: the system's processes, or a fake in unit tests of the steps.
 pub trait Executor {
-    fn run(&self, inv: &Invocation) -> anyhow::Result<Ended>;
+    /// Runs `inv` to its end; `started` hears of its process group as soon as it exists.
+    fn run(&self, inv: &Invocation, started: &mut dyn FnMut(ProcessId)) -> anyhow::Result<Ended>;
 }
 
 /// Real processes, through [`run`].
 pub struct System;
 
 impl Executor for System {
-    fn run(&self, inv: &Invocation) -> anyhow::Result<Ended> {
-        run(inv)
+    fn run(&self, inv: &Invocation, started: &mut dyn FnMut(ProcessId)) -> anyhow::Result<Ended> {
+        run_reporting(inv, started)
     }
 }
 
@@ -53,6 +56,8 @@ pub enum Ended {
     Exited(i32),
     Signaled(i32),
     TimedOut,
+    /// rollci received this stop signal and passed it on to the tool's group.
+    Aborted(i32),
 }
 
 impl Ended {
@@ -65,6 +70,7 @@ impl Ended {
             Ended::Exited(c) => c,
             Ended::Signaled(s) => 128 + s,
             Ended::TimedOut => 124,
+            Ended::Aborted(s) => 128 + s,
         }
     }
     pub fn describe(self, timeout: Duration) -> String {
@@ -72,12 +78,21 @@ impl Ended {
             Ended::Exited(c) => format!("exit status {c}"),
             Ended::Signaled(s) => format!("killed by signal {s}"),
             Ended::TimedOut => format!("timed out after {}", humantime::format_duration(timeout)),
+            Ended::Aborted(s) => format!("aborted (signal {s} passed on to it)"),
         }
     }
 }
 
 /// Runs the invocation to its end (or its timeout) and returns how it ended.
 pub fn run(inv: &Invocation) -> anyhow::Result<Ended> {
+    run_reporting(inv, &mut |_| {})
+}
+
+/// [`run`], telling `started` the process group as soon as the tool runs.
+pub fn run_reporting(
+    inv: &Invocation,
+    started: &mut dyn FnMut(ProcessId),
+) -> anyhow::Result<Ended> {
     if let Some(dir) = inv.log.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create log folder `{}`", dir.display()))?;
@@ -90,6 +105,12 @@ pub fn run(inv: &Invocation) -> anyhow::Result<Ended> {
     });
     emit(&sink, &inv.label, &format!("$ {}", shown_command(inv)));
     let mut child = spawn(inv)?;
+    if let Some(start_time) = crate::procs::start_time(child.id()) {
+        started(ProcessId {
+            pid: child.id(),
+            start_time,
+        });
+    }
     let readers = [
         child.stdout.take().map(|s| pump(s, &sink, &inv.label)),
         child.stderr.take().map(|s| pump(s, &sink, &inv.label)),
@@ -142,8 +163,14 @@ fn wait(child: &mut Child, timeout: Duration) -> anyhow::Result<Ended> {
             });
         }
         if Instant::now() >= deadline {
-            terminate(child)?;
+            terminate(child, Signal::SIGTERM)?;
             return Ok(Ended::TimedOut);
+        }
+        if crate::signals::pending() {
+            let signal = crate::signals::last().unwrap_or(Signal::SIGTERM as i32);
+            let forwarded = Signal::try_from(signal).unwrap_or(Signal::SIGTERM);
+            terminate(child, forwarded)?;
+            return Ok(Ended::Aborted(signal));
         }
         std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
         pause = (pause * 2).min(Duration::from_millis(20));
@@ -151,12 +178,18 @@ fn wait(child: &mut Child, timeout: Duration) -> anyhow::Result<Ended> {
 }
 
 /// SIGTERM to the group, a grace period, then SIGKILL.
-fn terminate(child: &mut Child) -> anyhow::Result<()> {
+/// Sends `signal` to the tool's whole group, gives it [`KILL_GRACE`] to end (cut short by
+/// one more stop signal to rollci), then SIGKILL.
+fn terminate(child: &mut Child, signal: Signal) -> anyhow::Result<()> {
     let group = Pid::from_raw(child.id() as i32);
-    let _ = killpg(group, Signal::SIGTERM);
+    let signals_before = crate::signals::count();
+    let _ = killpg(group, signal);
     let deadline = Instant::now() + KILL_GRACE;
     while Instant::now() < deadline {
         if child.try_wait()?.is_some() {
+            break;
+        }
+        if crate::signals::count() > signals_before {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -227,7 +260,7 @@ fn emit(sink: &Sink, label: &str, line: &str) {
     if let Ok(mut file) = sink.file.lock() {
         let _ = file.write_all(text.as_bytes());
         // The console gets the same line; a closed stdout must not stop the step.
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        crate::console::out_bytes(text.as_bytes());
     }
 }
 
@@ -255,6 +288,12 @@ fn quote(arg: &str) -> String {
 /// Where the log of one attempt goes: its label made a file name, in the run's log folder.
 pub fn log_path(log_dir: &Path, label: &str) -> PathBuf {
     log_dir.join(format!("{}.log", label.replace(['/', '#', ':'], "-")))
+}
+
+/// The log of an attempt of the `sequence`-th step record of a run: the sequence keeps a
+/// re-run's logs apart from the earlier runs' (`03-upgrade-node1-1.log`).
+pub fn attempt_log(log_dir: &Path, sequence: usize, label: &str) -> PathBuf {
+    log_path(log_dir, &format!("{sequence:02}-{label}"))
 }
 
 #[cfg(test)]

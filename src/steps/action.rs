@@ -11,9 +11,9 @@ use serde_json::{Map, Value, json};
 use crate::config::{Action, Teardown};
 use crate::context::Ctx;
 use crate::exec::ansible;
-use crate::exec::procs::RUN_MARKER;
-use crate::exec::runner::{self, Ended, Invocation};
+use crate::exec::runner::{Ended, Invocation};
 use crate::exec::tools::Tool;
+use crate::procs::RUN_MARKER;
 use crate::teardown;
 
 /// Variables handed to an action.
@@ -66,17 +66,26 @@ pub fn run(ctx: &mut Ctx, step: &str, action: &Action, vars: &Vars) -> anyhow::R
     }
     let total = action.retries + 1;
     for attempt in 1..=total {
+        crate::signals::check()?;
         if attempt > 1 {
             restore(ctx, action.on_failure)?;
             if let Some(delay) = action.retry_delay {
-                std::thread::sleep(delay);
+                crate::signals::sleep(delay)?;
             }
         }
         let (ended, inv) = run_attempt(ctx, step, action, &vars, attempt)?;
         if ended.success() {
             return Ok(());
         }
-        println!(
+        if let Ended::Aborted(_) = ended {
+            // Stopping, not failing: no retry, no teardown (cleanup decides what goes).
+            return Err(crate::signals::aborted().context(format!(
+                "`{}` was stopped (log: {})",
+                action.name,
+                inv.log.display()
+            )));
+        }
+        crate::say!(
             "!!! {step}/{} attempt {attempt}/{total} failed: {}{}",
             action.name,
             ended.describe(inv.timeout),
@@ -116,7 +125,7 @@ fn run_attempt(
     attempt: u32,
 ) -> anyhow::Result<(Ended, Invocation)> {
     let label = format!("{step}/{}#{attempt}", action.name);
-    let log = runner::log_path(&ctx.log_dir(), &label);
+    let log = ctx.attempt_log(&label);
     let inv = invocation(ctx, action, vars, label, log)?;
     let ended = attempt_of(ctx, &action.name, attempt, &inv, Ended::success)?;
     Ok((ended, inv))
@@ -133,11 +142,21 @@ pub fn attempt_of(
     passed: impl Fn(Ended) -> bool,
 ) -> anyhow::Result<Ended> {
     ctx.journal.begin_attempt(name, attempt, &inv.log)?;
-    let ended = ctx.executor.run(inv);
+    let Ctx {
+        executor, journal, ..
+    } = ctx;
+    // The group is journaled the moment it exists: a rollci killed now leaves it findable.
+    let ended = executor.run(inv, &mut |group| {
+        let _ = journal.attempt_started(group);
+    });
     ctx.provider.reconcile(&mut ctx.journal)?;
     let ran = ended.as_ref().ok().copied();
-    ctx.journal
-        .end_attempt(ran.map(Ended::code), ran.is_some_and(&passed))?;
+    let aborted = matches!(ran, Some(Ended::Aborted(_)));
+    ctx.journal.end_attempt(
+        ran.map(Ended::code),
+        ran.is_some_and(&passed) && !aborted,
+        aborted,
+    )?;
     ended
 }
 
@@ -222,6 +241,7 @@ mod tests {
             exit_code: None,
             error: None,
             attempts: Vec::new(),
+            owner: None,
         });
     }
 
@@ -281,7 +301,7 @@ mod tests {
         assert!(is_action_failure(&err));
         let text = format!("{err:#}");
         assert!(text.contains("after 2 attempt(s): exit status 2"), "{text}");
-        assert!(text.contains("deploy-d-2.log"), "{text}");
+        assert!(text.contains("01-deploy-d-2.log"), "{text}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::teardown;
 
 pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let tally = teardown::destroy(ctx, |_| true)?;
-    println!(
+    crate::say!(
         "--- cleanup: {} destroyed, {} already gone, {} failed",
         tally.destroyed,
         tally.already_gone,
@@ -16,9 +16,9 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     );
     let missing = flow::incomplete(&ctx.journal.state);
     if missing.is_empty() {
-        println!("--- flow complete: every step ran and passed");
+        crate::say!("--- flow complete: every step ran and passed");
     } else {
-        println!("!!! INCOMPLETE FLOW: {}", missing.join(", "));
+        crate::say!("!!! INCOMPLETE FLOW: {}", missing.join(", "));
     }
     if !tally.failed.is_empty() {
         return Err(fail(

@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::context::Ctx;
 use crate::exit;
 use crate::flow::Step;
-use crate::workspace::journal::{Outcome, StepRecord};
+use crate::workspace::journal::{Outcome, ProcessId, StepRecord};
 use chrono::Utc;
 
 /// Runs one step under a journal record and (except for the quiet `report`) a banner.
@@ -23,6 +23,8 @@ pub fn run(ctx: &mut Ctx, step: Step) -> anyhow::Result<()> {
     if step == Step::Report {
         return recorded(ctx, step, report::run);
     }
+    // Cleanup finishes what it started, whatever signal comes meanwhile.
+    let _shield = (step == Step::Cleanup).then(crate::signals::shield);
     banner(ctx, &step.label());
     let started = Instant::now();
     let result = recorded(ctx, step, |ctx| body(ctx, step));
@@ -66,6 +68,7 @@ fn begin(ctx: &mut Ctx, step: Step) -> anyhow::Result<()> {
         exit_code: None,
         error: None,
         attempts: Vec::new(),
+        owner: ProcessId::me(),
     });
     ctx.journal.save()
 }
@@ -76,6 +79,7 @@ fn end(ctx: &mut Ctx, result: &anyhow::Result<()>) -> anyhow::Result<()> {
         record.ended = Some(Utc::now());
         record.outcome = match result {
             Ok(()) => Outcome::Passed,
+            Err(e) if exit::kind_of(e) == exit::Kind::Aborted => Outcome::Aborted,
             Err(_) => Outcome::Failed,
         };
         record.exit_code = Some(match result {
@@ -89,17 +93,20 @@ fn end(ctx: &mut Ctx, result: &anyhow::Result<()>) -> anyhow::Result<()> {
 
 fn banner(ctx: &Ctx, label: &str) {
     let s = &ctx.journal.state;
-    println!(
+    crate::say!(
         "==> {label}  (lab {}, run {}, {} -> {})",
-        s.lab, s.run_id, s.from_release, s.to_release
+        s.lab,
+        s.run_id,
+        s.from_release,
+        s.to_release
     );
 }
 
 fn outcome_banner(label: &str, result: &anyhow::Result<()>, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     match result {
-        Ok(()) => println!("<== {label} passed in {secs:.1}s"),
-        Err(e) => println!(
+        Ok(()) => crate::say!("<== {label} passed in {secs:.1}s"),
+        Err(e) => crate::say!(
             "<== {label} FAILED in {secs:.1}s (exit {}): {e:#}",
             exit::kind_of(e).code()
         ),

@@ -7,7 +7,7 @@ use crate::reports::{self, es};
 
 pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     for path in reports::refresh(&ctx.journal.state, &ctx.workspace)? {
-        println!("--- report: {}", path.display());
+        crate::say!("--- report: {}", path.display());
     }
     push(ctx)
 }
@@ -18,7 +18,7 @@ fn push(ctx: &Ctx) -> anyhow::Result<()> {
     };
     match es::push_workspace(&ctx.workspace, &ctx.journal.state, &config) {
         Ok(outcome) => {
-            println!("--- elasticsearch: {outcome}");
+            crate::say!("--- elasticsearch: {outcome}");
             Ok(())
         }
         Err(err) => Err(fail(

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::checks::{persistent, smoke};
 use crate::config::{Action, SmokeConfig};
 use crate::context::Ctx;
-use crate::exec::runner::{self, Ended};
+use crate::exec::runner::Ended;
 use crate::exit::{self, Kind, fail};
 use crate::flow::Phase;
 
@@ -80,7 +80,7 @@ fn run_smoke(
         on_failure: Default::default(),
     };
     let label = format!("verify:{}/smoke#1", phase.as_str());
-    let log = runner::log_path(&ctx.log_dir(), &label);
+    let log = ctx.attempt_log(&label);
     let mut inv = action::invocation(ctx, &action, vars, label, log)?;
     if config.results == "stdout" {
         inv.stdout = Some(file.to_path_buf());

@@ -109,7 +109,11 @@ pub struct FakeExecutor {
 }
 
 impl Executor for FakeExecutor {
-    fn run(&self, inv: &Invocation) -> anyhow::Result<Ended> {
+    fn run(
+        &self,
+        inv: &Invocation,
+        _started: &mut dyn FnMut(crate::workspace::journal::ProcessId),
+    ) -> anyhow::Result<Ended> {
         self.calls.borrow_mut().push(format!("run {}", inv.label));
         self.seen.borrow_mut().push(inv.clone());
         Ok((self.script)(&inv.label))

@@ -24,7 +24,14 @@ pub struct ServiceReport {
     pub failures: BTreeMap<String, u64>,
     /// Percentage of probes that passed (0–100).
     pub availability: f64,
+    /// Downtime of the service's own windows (those of a late prober left out).
     pub downtime_ms: u64,
+    /// Time in windows the prober or the machine caused (see [`Window::prober_late`]).
+    #[serde(default)]
+    pub prober_late_ms: u64,
+    /// The latest any probe of the service was sent, in ms after its planned tick.
+    #[serde(default)]
+    pub max_late_ms: f64,
     pub windows: Vec<Window>,
     /// Latency of successful probes during the upgrade.
     pub latency_ms: Option<Percentiles>,
@@ -46,6 +53,11 @@ pub struct Window {
     pub failures: u64,
     /// The failure class seen most in the window.
     pub class: String,
+    /// Every failure in it was a timeout of the prober's or the machine's making (a late
+    /// probe, a late timer, or every service timing out at once): not the service's
+    /// downtime, and not counted against its budget.
+    #[serde(default)]
+    pub prober_late: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
@@ -90,6 +102,9 @@ pub struct ProbeRecord {
     /// `baseline` before the first upgrade action, else the action running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// How late the prober sent it: from its planned tick to the request going out.
+    #[serde(default)]
+    pub late_ms: f64,
 }
 
 /// Counts of one smoke run, as `subunit-stats` reports them.

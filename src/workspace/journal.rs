@@ -106,6 +106,32 @@ pub enum Outcome {
     Running,
     Passed,
     Failed,
+    /// Stopped by a signal (Jenkins' Abort, Ctrl-C) and closed by rollci itself.
+    Aborted,
+    /// Its rollci died (`kill -9`, a lost agent) while it was running.
+    Interrupted,
+}
+
+/// A process by pid and start time (a recycled pid never matches).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessId {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// This rollci.
+    pub fn me() -> Option<ProcessId> {
+        let pid = std::process::id();
+        Some(ProcessId {
+            pid,
+            start_time: crate::procs::start_time(pid)?,
+        })
+    }
+
+    pub fn is_alive(self) -> bool {
+        crate::procs::is_running(self.pid, self.start_time)
+    }
 }
 
 /// One run of one step (`verify` has a phase).
@@ -124,6 +150,9 @@ pub struct StepRecord {
     pub error: Option<String>,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// The rollci that ran it: a `running` record whose owner is gone was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ProcessId>,
 }
 
 /// One attempt of one action inside a step.
@@ -138,9 +167,23 @@ pub struct Attempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     pub log: PathBuf,
+    /// The tool's process group leader while it runs (its group is stopped if a killed
+    /// rollci left it running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<ProcessId>,
 }
 
 impl StepRecord {
+    /// Marks a running record, and its running attempts, as interrupted.
+    pub fn interrupt(&mut self) {
+        self.outcome = Outcome::Interrupted;
+        for attempt in &mut self.attempts {
+            if attempt.outcome == Outcome::Running {
+                attempt.outcome = Outcome::Interrupted;
+            }
+        }
+    }
+
     /// Wall time of the step in milliseconds, once it ended.
     pub fn duration_ms(&self) -> Option<i64> {
         self.ended
@@ -184,6 +227,18 @@ impl State {
         self.resources
             .iter()
             .filter(|r| r.status != Status::Destroyed)
+    }
+
+    /// Running records whose rollci is gone, shown as `interrupted` (for readers that do not
+    /// hold the lock, such as `status`).
+    pub fn settled(mut self) -> State {
+        for step in &mut self.steps {
+            let dead = step.owner.is_none_or(|o| !o.is_alive());
+            if step.outcome == Outcome::Running && dead {
+                step.interrupt();
+            }
+        }
+        self
     }
 
     /// The latest record of a step (and phase).
@@ -309,21 +364,41 @@ impl Journal {
             outcome: Outcome::Running,
             exit_code: None,
             log: log.to_path_buf(),
+            group: None,
         });
+        self.save()
+    }
+
+    /// Records the process group of the open step's running attempt, so that a rollci
+    /// killed meanwhile leaves it findable.
+    pub fn attempt_started(&mut self, group: ProcessId) -> anyhow::Result<()> {
+        if let Some(a) = self
+            .state
+            .steps
+            .last_mut()
+            .and_then(|s| s.attempts.last_mut())
+        {
+            a.group = Some(group);
+        }
         self.save()
     }
 
     /// Closes the open step's last attempt: its exit code (`None`: it could not be run) and
     /// whether that counts as passed, which the caller decides.
-    pub fn end_attempt(&mut self, code: Option<i32>, passed: bool) -> anyhow::Result<()> {
+    pub fn end_attempt(
+        &mut self,
+        code: Option<i32>,
+        passed: bool,
+        aborted: bool,
+    ) -> anyhow::Result<()> {
         let record = self.state.steps.last_mut().context("no open step record")?;
         if let Some(a) = record.attempts.last_mut() {
             a.ended = Some(Utc::now());
             a.exit_code = code;
-            a.outcome = if passed {
-                Outcome::Passed
-            } else {
-                Outcome::Failed
+            a.outcome = match (passed, aborted) {
+                (_, true) => Outcome::Aborted,
+                (true, false) => Outcome::Passed,
+                (false, false) => Outcome::Failed,
             };
         }
         self.save()

@@ -125,6 +125,19 @@ impl Lab {
         cmd
     }
 
+    /// The same command as [`Lab::cmd`], as a plain process to start in the background.
+    pub fn std_cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("rollci"));
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", &self.path_env)
+            .env("HOME", self.dir.path())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        cmd
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         let out = self.cmd(args).output().unwrap();
         eprintln!(

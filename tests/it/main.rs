@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `rollci` binary on the real demo lab (ansible-playbook,
 //! haproxy, the API nodes), each test in its own workspace, loopback block and port.
 
+mod abort;
 mod architecture;
 mod config_errors;
 mod evidence;

@@ -71,6 +71,7 @@ fn state() -> State {
             exit_code: Some(if *step == "upgrade" { 1 } else { 0 }),
             error: (*step == "upgrade").then(|| "downtime over budget <b>bold?</b>".into()),
             attempts: Vec::new(),
+            owner: None,
         });
     }
     state
@@ -84,6 +85,7 @@ fn outage() -> Window {
         action: Some("node2".into()),
         failures: 50,
         class: "refused".into(),
+        prober_late: false,
     }
 }
 
@@ -100,6 +102,8 @@ fn service(name: &str, url: &str, windows: Vec<Window>) -> ServiceReport {
         failures: [("refused".to_string(), windows.len() as u64 * 50)].into(),
         availability: if windows.is_empty() { 100.0 } else { 95.83 },
         downtime_ms: windows.iter().map(|w| w.duration_ms).sum(),
+        prober_late_ms: 0,
+        max_late_ms: 1.5,
         within_budget: windows.is_empty(),
         budget_ms: Some(1_000),
         latency_ms: Some(p(4.0)),
@@ -139,6 +143,7 @@ fn write_probes(ws: &Path) {
                 status: (!down).then_some(200),
                 error: down.then(|| "connection refused".into()),
                 action: None,
+                late_ms: 0.0,
             };
             lines.push_str(&serde_json::to_string(&probe).unwrap());
             lines.push('\n');

@@ -130,19 +130,22 @@ async fn tick(spec: Arc<Spec>, offset: Duration, (client, tx, mut stopped, actio
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
-            _ = interval.tick() => {}
+        let planned = tokio::select! {
+            planned = interval.tick() => planned,
             _ = stopped.changed() => break,
-        }
+        };
         if *stopped.borrow() {
             break;
         }
         let label = action.lock().map(|a| a.clone()).unwrap_or_default();
         let (client, spec, tx) = (client.clone(), Arc::clone(&spec), tx.clone());
         in_flight.spawn(async move {
+            // A stalled prober (or machine) sends late: measured, so that its timeouts are
+            // not taken for the service's.
+            let late = planned.elapsed();
             let t = Utc::now();
             let outcome = send(&client, &spec.requests, spec.timeout, spec.auth.as_deref()).await;
-            let _ = tx.send(outcome.record(&spec.service, t, label));
+            let _ = tx.send(outcome.record(&spec.service, t, label, late));
         });
         while in_flight.try_join_next().is_some() {}
     }

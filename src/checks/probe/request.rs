@@ -25,7 +25,13 @@ impl Outcome {
         self.class == "ok"
     }
 
-    pub fn record(&self, service: &str, t: DateTime<Utc>, action: String) -> ProbeRecord {
+    pub fn record(
+        &self,
+        service: &str,
+        t: DateTime<Utc>,
+        action: String,
+        late: std::time::Duration,
+    ) -> ProbeRecord {
         ProbeRecord {
             service: service.to_string(),
             t,
@@ -34,6 +40,7 @@ impl Outcome {
             status: self.status,
             error: self.error.clone(),
             action: Some(action),
+            late_ms: late.as_secs_f64() * 1000.0,
         }
     }
 }

@@ -14,8 +14,8 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::interface::{Destroyed, Owner, Provider};
-use crate::exec::procs;
 use crate::exec::tools::Tool;
+use crate::procs;
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
 /// How long a process gets to exit on SIGTERM before SIGKILL.

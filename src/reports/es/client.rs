@@ -227,6 +227,7 @@ mod tests {
             action: Some("node1".into()),
             failures: 4,
             class: "refused".into(),
+            prober_late: false,
         };
         let service = ServiceReport {
             name: "api".into(),

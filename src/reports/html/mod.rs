@@ -39,6 +39,7 @@ mod tests {
             status: None,
             error: None,
             action: None,
+            late_ms: 0.0,
         }
     }
 
@@ -157,6 +158,7 @@ mod tests {
             action: Some("node2".into()),
             failures: 7,
             class: "refused".into(),
+            prober_late: false,
         };
         let actions = vec![ActionSpan {
             name: "node2".into(),

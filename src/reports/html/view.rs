@@ -90,7 +90,10 @@ pub(super) fn window_rows(summary: &Summary) -> Vec<WindowRow> {
                 end: clock(w.end),
                 duration: duration(w.duration_ms as f64),
                 action: w.action.clone().unwrap_or_else(|| "—".into()),
-                class: w.class.clone(),
+                class: match w.prober_late {
+                    true => format!("{} (prober late: not counted)", w.class),
+                    false => w.class.clone(),
+                },
                 failures: w.failures,
             };
             rows.push((w.start, row));

@@ -118,8 +118,13 @@ fn service_case(service: &ServiceReport) -> quick_junit::TestCase {
         .budget_ms
         .map_or("no budget".to_string(), |b| format!("budget {b} ms"));
     let summary = format!(
-        "availability {:.3}% over {} probes, downtime {} ms, {budget}",
-        service.availability, service.probes, service.downtime_ms
+        "availability {:.3}% over {} probes, downtime {} ms, {budget}; \
+         {} ms in windows of a late prober (not counted), probes at most {:.0} ms late",
+        service.availability,
+        service.probes,
+        service.downtime_ms,
+        service.prober_late_ms,
+        service.max_late_ms
     );
     let status = if service.within_budget {
         TestCaseStatus::success()
@@ -140,13 +145,18 @@ fn windows_text(service: &ServiceReport) -> String {
         .iter()
         .map(|w| {
             format!(
-                "{} .. {}: {} ms, {} failed probes ({}), during {}",
+                "{} .. {}: {} ms, {} failed probes ({}), during {}{}",
                 w.start.to_rfc3339(),
                 w.end.to_rfc3339(),
                 w.duration_ms,
                 w.failures,
                 w.class,
-                w.action.as_deref().unwrap_or("no upgrade action")
+                w.action.as_deref().unwrap_or("no upgrade action"),
+                if w.prober_late {
+                    " [prober late: not counted against the budget]"
+                } else {
+                    ""
+                }
             )
         })
         .collect::<Vec<_>>()
@@ -324,6 +334,7 @@ mod tests {
                 action: Some("node1".into()),
                 failures: 4,
                 class: "refused".into(),
+                prober_late: false,
             }],
             ..ServiceReport::default()
         };

@@ -57,6 +57,40 @@ pub fn read_pidfile(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// The process group of a live process (field 5 of `/proc/PID/stat`).
+pub fn group_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The live processes of group `pgid` that carry the run's marker: what a killed rollci's
+/// tool left running (the marker keeps a recycled group id from ever matching).
+pub fn left_in_group(pgid: u32, run_id: &str) -> Vec<(u32, u64)> {
+    with_marker(run_id)
+        .into_iter()
+        .filter(|(pid, _)| group_of(*pid) == Some(pgid))
+        .collect()
+}
+
+/// Stops every listed process (SIGTERM, `grace`, SIGKILL); returns how many were alive.
+pub fn stop_all(procs: &[(u32, u64)], grace: Duration) -> usize {
+    let alive: Vec<_> = procs.iter().filter(|(p, s)| is_running(*p, *s)).collect();
+    for (pid, _) in &alive {
+        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && alive.iter().any(|(p, s)| is_running(*p, *s)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (pid, started) in &alive {
+        if is_running(*pid, *started) {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+    }
+    alive.len()
+}
+
 /// Every live process whose environment carries `ROLLCI_RUN_ID=<run_id>`, as (pid, start).
 pub fn with_marker(run_id: &str) -> Vec<(u32, u64)> {
     let needle = format!("{RUN_MARKER}={run_id}");
