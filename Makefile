@@ -27,13 +27,14 @@ build:
 	cargo build --locked
 
 # Figures printed, never asserted: probe precision and capacity, subunit parsing against
-# python-subunit, then rollci's own overhead per step and across the demo pipeline (which
-# needs what the demo needs). All of them use target/release/rollci, built first.
+# python-subunit, rollci's own overhead per step and across the demo pipeline (which
+# needs what the demo needs), and probe lateness on a loaded CPU. All of them use target/release/rollci, built first.
 bench: deps
 	cargo build --release --locked
 	cargo bench --locked --bench probes
 	$(VENV)/bin/python bench/subunit.py
 	$(VENV)/bin/python bench/overhead.py
+	$(VENV)/bin/python bench/lateness.py
 
 # What the demo needs: haproxy and ansible-core.
 deps: $(VENV)/bin/ansible-playbook
@@ -41,9 +42,9 @@ deps: $(VENV)/bin/ansible-playbook
 
 # What the tests need besides: groovy (the Jenkins harness), chromium (the HTML report),
 # Jenkins Job Builder (the config.xml reference), npm-groovy-lint (vars/ and Jenkinsfiles),
-# Keystone (OpenStack token probes).
+# Keystone (OpenStack token probes), sshd (the static provider against a real ssh server).
 test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT) $(KEYSTONE_VENV)/bin/gunicorn
-	@scripts/need-packages groovy chromium
+	@scripts/need-packages groovy chromium /usr/sbin/sshd:openssh-server
 
 # A real Keystone for the token-renewal tests of `auth = "openstack"` probes.
 $(KEYSTONE_VENV)/bin/gunicorn:

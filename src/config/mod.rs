@@ -13,7 +13,7 @@ use crate::exit::{Kind, fail};
 mod jenkins;
 mod locate;
 mod probes;
-mod validate;
+pub mod validate;
 
 pub use jenkins::{CheckFailure, JenkinsConfig};
 pub use probes::{PersistentConfig, ProbeAuth, ProbeConfig, ProbeKind, Probing, RequestConfig};

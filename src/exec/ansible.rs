@@ -24,6 +24,7 @@ pub fn inventory(state: &State) -> anyhow::Result<String> {
                 .hosts
                 .iter()
                 .filter(|h| h.groups.iter().any(|x| x == g))
+                .map(host_entry)
                 .collect();
             json!({ "name": g, "hosts": hosts })
         })
@@ -34,6 +35,18 @@ pub fn inventory(state: &State) -> anyhow::Result<String> {
         text.push_str("    {}\n");
     }
     Ok(text)
+}
+
+/// A host as the inventory template sees it. An ssh host is named by its alias in the run's
+/// ssh_config (which holds its address, port, user, key and jump), so Ansible's ssh and
+/// rollci's reach it the same way.
+fn host_entry(host: &crate::workspace::journal::Host) -> serde_json::Value {
+    let mut entry = json!(host);
+    entry["ansible_host"] = match host.connection.as_str() {
+        "ssh" => json!(host.name),
+        _ => json!(host.address),
+    };
+    entry
 }
 
 /// Writes the inventory into the workspace and returns its path.

@@ -36,4 +36,8 @@ pub trait Provider: Owner {
     fn vars(&self) -> serde_json::Map<String, serde_json::Value>;
     /// External tools the provider itself needs.
     fn tools(&self) -> Vec<Tool>;
+    /// Environment every tool gets (e.g. Ansible's ssh options).
+    fn tool_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }

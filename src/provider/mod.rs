@@ -3,6 +3,9 @@
 
 mod interface;
 mod local;
+mod sockets;
+mod ssh;
+mod static_hosts;
 
 use crate::config::Config;
 
@@ -21,9 +24,17 @@ pub fn from_config(
             local::Settings::parse(config, settings)?,
             workspace,
         ))),
+        static_hosts::KIND => Ok(Box::new(static_hosts::StaticHosts::new(
+            static_hosts::Settings::parse(config, settings)?,
+            workspace,
+        ))),
         other => Err(config.problem(
             "provider.kind",
-            format!("unknown provider `{other}` (known: `{}`)", local::KIND),
+            format!(
+                "unknown provider `{other}` (known: `{}`, `{}`)",
+                local::KIND,
+                static_hosts::KIND
+            ),
         )),
     }
 }

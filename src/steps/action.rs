@@ -173,6 +173,7 @@ pub fn invocation(
     std::fs::create_dir_all(&tmp)
         .with_context(|| format!("failed to create `{}`", tmp.display()))?;
     let mut env = ansible::environment(&ctx.workspace);
+    env.extend(ctx.provider.tool_env());
     env.push((RUN_MARKER.into(), ctx.journal.state.run_id.clone()));
     env.push((
         "ROLLCI_VARS".into(),

@@ -106,6 +106,10 @@ fn outcome_banner(label: &str, result: &anyhow::Result<()>, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
     match result {
         Ok(()) => crate::say!("<== {label} passed in {secs:.1}s"),
+        Err(e) if exit::kind_of(e) == exit::Kind::Aborted => crate::say!(
+            "<== {label} ABORTED in {secs:.1}s (exit {}): {e:#}",
+            exit::ABORTED
+        ),
         Err(e) => crate::say!(
             "<== {label} FAILED in {secs:.1}s (exit {}): {e:#}",
             exit::kind_of(e).code()

@@ -196,13 +196,19 @@ fn sigint_then_a_second_signal_skips_the_report_and_still_cleans_up() {
     lab.assert_nothing_left();
 }
 
+/// `rollci upgrade` on a deployed lab, once its tool runs.
+fn upgrading(lab: &Lab) -> Running {
+    lab.expect(&["provision"], 0);
+    lab.expect(&["deploy"], 0);
+    let mut upgrade = Running::start(lab, &["upgrade"]);
+    upgrade.wait_for("[upgrade/hang#1] ready");
+    upgrade
+}
+
 #[test]
 fn a_single_step_stopped_by_sigterm_is_journaled_aborted_and_cleanup_still_works() {
     let lab = lab_upgrading_with(SLEEPER);
-    lab.expect(&["provision"], 0);
-    lab.expect(&["deploy"], 0);
-    let mut upgrade = Running::start(&lab, &["upgrade"]);
-    upgrade.wait_for("[upgrade/hang#1] ready");
+    let upgrade = upgrading(&lab);
     upgrade.signal(Signal::SIGTERM);
     let (code, _) = upgrade.finish();
     assert_eq!(code, Some(5));
@@ -217,10 +223,7 @@ fn a_single_step_stopped_by_sigterm_is_journaled_aborted_and_cleanup_still_works
 #[test]
 fn kill_9_leaves_an_interrupted_record_and_the_next_command_stops_the_orphan() {
     let lab = lab_upgrading_with(SLEEPER);
-    lab.expect(&["provision"], 0);
-    lab.expect(&["deploy"], 0);
-    let mut upgrade = Running::start(&lab, &["upgrade"]);
-    upgrade.wait_for("[upgrade/hang#1] ready");
+    let upgrade = upgrading(&lab);
     upgrade.signal(Signal::SIGKILL);
     upgrade.finish();
     let state = lab.state();

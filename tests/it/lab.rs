@@ -113,15 +113,8 @@ impl Lab {
 
     /// `rollci --config <lab> ARGS` in the lab's folder, with a clean rollci environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("rollci").unwrap();
-        cmd.current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", &self.path_env)
-            .env("HOME", self.dir.path())
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .timeout(Duration::from_secs(600));
+        let mut cmd = Command::from_std(self.std_cmd(args));
+        cmd.timeout(Duration::from_secs(600));
         cmd
     }
 

@@ -13,3 +13,4 @@ mod lab;
 mod pipeline;
 mod reports;
 mod results;
+mod ssh_hosts;

@@ -77,8 +77,38 @@ class DemoPipelineTest extends PipelineTestBase {
         assertEverythingDestroyed()
     }
 
-    /** Runs `jenkinsfile` in a workspace holding the demo lab file with its own address block. */
-    Build demo(String jenkinsfile, Map<String, String> env = [:], Map params = [:]) {
+    @Test
+    void anAbortDuringTheUpgradeStopsRollciAndPostStillCleansUp() {
+        Build b = demo(demoJenkinsfile(), [:], [:]) { Build aborting ->
+            aborting.abortWhen { String out -> out.contains('[upgrade/node2#1]') }
+        }
+        assertEquals('ABORTED', b.result)
+        STAGES.take(4).each { assertEquals(it, 'SUCCESS', b.stageResults[it]) }
+        assertEquals('ABORTED', b.stageResults['Upgrade'])
+        STAGES.drop(5).each { assertEquals(it, 'SKIPPED', b.stageResults[it]) }
+        assertEquals(['Upgrade'], b.callsOf('rollciUpgrade')*.stage)
+        assertEquals(['Post-Deployment Validation'], b.callsOf('rollciVerify')*.stage)
+        assertEquals([], b.callsOf('rollciReport'))
+        assertEquals(['Declarative: Post Actions'], b.callsOf('rollciCleanup')*.stage)
+        Map state = json('.rollci/state.json')
+        List<Map> steps = state.steps
+        int upgrade = steps.findIndexOf { it.step == 'upgrade' }
+        assertTrue(steps*.step.toString(), upgrade >= 0)
+        assertEquals(['aborted', 5], [steps[upgrade].outcome, steps[upgrade].exit_code])
+        assertEquals([node1: 'passed', node2: 'aborted'], steps[upgrade].attempts.collectEntries { [it.action, it.outcome] })
+        // Nothing ran between the aborted upgrade and post's cleanup.
+        assertEquals([[step: 'cleanup', outcome: 'passed']], steps.drop(upgrade + 1).collect { [step: it.step, outcome: it.outcome] })
+        List<Map> processes = state.resources.findAll { it.kind == 'process' }
+        assertTrue(state.resources.toString(), processes.size() > 0)
+        processes.each { assertFalse("${it.name} (pid ${it.data.pid}) still runs", runs(it.data as Map)) }
+        assertEverythingDestroyed()
+    }
+
+    /**
+     * Runs `jenkinsfile` in a workspace holding the demo lab file with its own address block;
+     * `configure` gets the build before it runs (an abort trigger, say).
+     */
+    Build demo(String jenkinsfile, Map<String, String> env = [:], Map params = [:], Closure configure = null) {
         File bin = new File(System.getProperty('rollci.bin'))
         Map<String, String> agent = [PATH: "${ROOT}/.venv/bin:${SYSTEM_PATH}".toString()]
         if (bin.name == 'rollci') {
@@ -91,6 +121,7 @@ class DemoPipelineTest extends PipelineTestBase {
         File lab = new File(b.workspace, 'examples/demo/rollci.toml')
         lab.parentFile.mkdirs()
         lab.text = labText()
+        configure?.call(b)
         b.run(jenkinsfile)
     }
 
@@ -108,6 +139,16 @@ class DemoPipelineTest extends PipelineTestBase {
 
     Map json(String rel) {
         new JsonSlurper().parse(new File(build.workspace, rel)) as Map
+    }
+
+    /** Whether the journaled process (pid and start time, as rollci records it) still runs: a recycled pid does not count. */
+    static boolean runs(Map process) {
+        File stat = new File("/proc/${process.pid}/stat")
+        if (!stat.exists()) { return false }
+        String text
+        try { text = stat.text } catch (IOException ignored) { return false }
+        List<String> fields = text.substring(text.lastIndexOf(')') + 2).split(' ') as List
+        fields[0] != 'Z' && fields[19] == String.valueOf(process.start_time)
     }
 
     /** The journal has every resource destroyed; no process outlived the build or names the lab. */

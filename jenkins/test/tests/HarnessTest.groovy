@@ -166,6 +166,60 @@ class HarnessTest extends PipelineTestBase {
     }
 
     @Test
+    void anAbortTermsTheRunningShOnceAndPostRunsUndisturbed() {
+        newBuild().abortWhen { String out -> out.contains('working') }.run('''
+            pipeline {
+                agent any
+                stages {
+                    stage('One') { steps { echo 'one ran' } }
+                    stage('Two') {
+                        steps {
+                            script {
+                                try {
+                                    sh returnStatus: true, script: 'trap "echo got TERM; exit 7" TERM; echo working; while :; do sleep 0.1; done'
+                                } finally {
+                                    sh 'echo finally working'
+                                }
+                            }
+                        }
+                    }
+                    stage('Three') { steps { echo 'three ran' } }
+                }
+                post { aborted { sh 'echo post working' } }
+            }
+        ''')
+        String log = build.log
+        assertEquals('ABORTED', build.result)
+        assertEquals([One: 'SUCCESS', Two: 'ABORTED', Three: 'SKIPPED'], build.stageResults)
+        // The script's TERM trap ran: a SIGTERM, not a SIGKILL; returnStatus does not hide the abort.
+        assertTrue(log, log.contains('got TERM'))
+        assertEquals(1, log.count('Sending interrupt signal to process'))
+        assertTrue(log.contains('finally working'))
+        assertTrue(log.contains('post working'))
+        assertFalse(log.contains('three ran'))
+        assertEquals([], build.leftovers)
+    }
+
+    @Test
+    void anAbortedShIgnoringTermIsKilledAfterTheGrace() {
+        String marker = "rollci-harness-sleep-${UUID.randomUUID()}"
+        long t0 = System.currentTimeMillis()
+        newBuild([MARKER: marker]).abortWhen { String out -> out.contains('ignoring') }
+        build.abortGraceMs = 1000
+        build.run('''
+            node {
+                sh 'trap "" TERM; echo ignoring; sh -c "sleep 300; : $MARKER"'
+            }
+        ''')
+        long took = System.currentTimeMillis() - t0
+        assertEquals('ABORTED', build.result)
+        assertTrue("took ${took} ms", took < 15000)
+        assertTrue(build.log.toString(), build.log.contains('still runs 1000 ms after the interrupt'))
+        assertEquals([], Procs.withCmdline(marker))
+        assertEquals([], build.leftovers)
+    }
+
+    @Test
     void aDaemonLeftRunningIsFoundByItsCookie() {
         newBuild().run('''
             node {

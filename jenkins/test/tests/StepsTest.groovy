@@ -183,7 +183,7 @@ class StepsTest extends PipelineTestBase {
         assertTrue(log.contains("given: ${build.root}/agents/given-1/workspace/.rollci-bin/rollci"))
         assertTrue(log.contains("path: ${build.root}/agents/path-2/workspace/.rollci-bin/rollci"))
         assertEquals(3, log.count('rollci 0.0.0 (fake)'))
-        assertTrue(log.contains("+ ${build.root}/agents/bare-4/workspace/.rollci-bin/rollci deploy"))
+        assertTrue(log.contains("+ exec ${build.root}/agents/bare-4/workspace/.rollci-bin/rollci deploy"))
 
         // Nothing anywhere: built from the sources when there are some, else a hint.
         File builder = new File(tmp, 'fresh')

@@ -2,7 +2,6 @@
 //! 127/8 to `lo`), VMs are folders, and processes are found by their pidfiles.
 
 mod settings;
-mod sockets;
 
 pub use settings::{KIND, Settings};
 
@@ -67,9 +66,9 @@ impl Local {
         }
     }
 
-    /// The folder of pidfiles and unix sockets (see [`sockets::run_dir`]).
+    /// The folder of pidfiles and unix sockets (see [`super::sockets::short_dir`]).
     fn run_dir(&self) -> PathBuf {
-        sockets::run_dir(&self.lab_dir)
+        super::sockets::short_dir(&self.lab_dir.join("run"), &self.lab_dir)
     }
 
     fn lab_id(&self, journal: &Journal) -> anyhow::Result<String> {

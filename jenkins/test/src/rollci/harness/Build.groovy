@@ -31,6 +31,8 @@ class Build {
     String previousResult
     /** `node(label)` agents are discarded afterwards, workspace and all, like cloud agents. */
     boolean ephemeralAgents = false
+    /** How long an aborted `sh` may run on after SIGTERM before its tree is killed (Jenkins' forced termination). */
+    long abortGraceMs = 60000
     /** Echo the log to stdout as it is written. */
     boolean echo = System.getenv('HARNESS_ECHO') == '1'
 
@@ -57,6 +59,7 @@ class Build {
     final List<Map> timeouts = []
     final Set<String> seenSuites = [] as Set
     String stage
+    private Closure<Boolean> abortTrigger
     private int agents = 0
     private int durable = 0
 
@@ -229,6 +232,25 @@ class Build {
     void stageWorsen(String r) { if (stage) { stageResults[stage] = worse(stageResults[stage] ?: 'SUCCESS', r) } }
 
     static String worse(String a, String b) { RESULTS.indexOf(b) > RESULTS.indexOf(a) ? b : a }
+
+    // ------------------------------------------------------------------ abort
+
+    /**
+     * Presses Abort the first time the running `sh`'s output so far satisfies `trigger`: that
+     * `sh` gets SIGTERM and fails with FlowInterruptedException (the build ABORTED, later stages
+     * skipped); the trigger is then spent, so `finally` blocks and `post` run undisturbed.
+     */
+    Build abortWhen(Closure<Boolean> trigger) {
+        abortTrigger = trigger
+        this
+    }
+
+    /** True, once, when the armed trigger accepts `output`. */
+    boolean abortDue(CharSequence output) {
+        if (abortTrigger == null || !abortTrigger.call(output.toString())) { return false }
+        abortTrigger = null
+        true
+    }
 
     // ------------------------------------------------------------------ timeouts
 

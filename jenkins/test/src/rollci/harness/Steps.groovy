@@ -35,31 +35,54 @@ class Steps {
             pb.redirectErrorStream(true)
             pb.redirectOutput(logFile)
         }
-        int code = waitFor(pb.start(), logFile)
+        Map run = [aborted: false]
+        int code = waitFor(pb.start(), logFile, run)
         String stdout = a.returnStdout ? outFile.getText('UTF-8') : null
         ctl.deleteDir()
+        // Like Jenkins: an aborted step fails whatever its exit code, `returnStatus` or not.
+        if (run.aborted) { throw new FlowInterruptedException('Aborted by harness') }
         if (b.expired()) { throw new FlowInterruptedException('Timeout has been exceeded') }
         if (code != 0 && !a.returnStatus) { throw new AbortException("script returned exit code ${code}") }
         a.returnStatus ? code : stdout
     }
 
-    /** Waits, tailing the log; an expired timeout kills the whole process tree. */
-    private int waitFor(Process p, File logFile) {
+    /**
+     * Waits, tailing the log. An expired timeout kills the whole process tree. An abort sends
+     * SIGTERM to the script's own process only, so a tool the script `exec`s can wind down its
+     * children itself; the tree is killed only if it outlives b.abortGraceMs.
+     */
+    private int waitFor(Process p, File logFile, Map run) {
         long offset = 0
         boolean killed = false
+        long forceAt = 0
+        StringBuilder output = new StringBuilder()
         while (!p.waitFor(200, TimeUnit.MILLISECONDS)) {
-            offset = tail(logFile, offset, false)
+            offset = tail(logFile, offset, false, output)
             if (!killed && b.expired()) {
                 b.println("Sending interrupt signal to process ${p.pid()} and its descendants")
                 Procs.killTree(p.pid())
                 killed = true
             }
+            if (!killed && !run.aborted && b.abortDue(output)) {
+                b.println('Aborted by harness')
+                b.println("Sending interrupt signal to process ${p.pid()}")
+                p.destroy()   // SIGTERM on Linux; destroyForcibly would be SIGKILL
+                run.aborted = true
+                forceAt = System.currentTimeMillis() + b.abortGraceMs
+            }
+            if (!killed && run.aborted && System.currentTimeMillis() >= forceAt) {
+                b.println("Process ${p.pid()} still runs ${b.abortGraceMs} ms after the interrupt: killing it and its descendants")
+                // Listed before the kill: a dead parent's children are reparented out of reach.
+                Procs.signal('KILL', [p.pid()] + Procs.descendants(p.pid()))
+                killed = true
+            }
         }
-        tail(logFile, offset, true)
+        tail(logFile, offset, true, output)
         p.exitValue()
     }
 
-    private long tail(File f, long offset, boolean all) {
+    /** Logs the new complete lines (all of the rest when `all`), appending them to `seen` too. */
+    private long tail(File f, long offset, boolean all, StringBuilder seen) {
         if (!f.exists() || f.length() <= offset) { return offset }
         RandomAccessFile raf = new RandomAccessFile(f, 'r')
         try {
@@ -71,6 +94,7 @@ class Steps {
             if (end <= 0) { return offset }
             String chunk = text.substring(0, end)
             chunk.readLines().each { b.println(it) }
+            seen.append(chunk)
             return offset + chunk.getBytes('UTF-8').length
         } finally {
             raf.close()

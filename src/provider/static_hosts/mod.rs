@@ -1,0 +1,7 @@
+//! The `static` provider: hosts that already exist, reached over ssh.
+
+mod provider;
+mod settings;
+
+pub use provider::StaticHosts;
+pub use settings::{KIND, Settings};

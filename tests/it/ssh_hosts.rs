@@ -1,0 +1,233 @@
+//! The `static` provider against a real `sshd` (Debian's openssh-server) on a loopback
+//! address of its own: the run's ssh_config and known_hosts, a playbook really run over
+//! ssh, masters stopped by cleanup, and a host whose key changed refused by name.
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::lab::{Lab, unique_block};
+
+/// A real sshd for one test, on its own address and port, with its own host key and one
+/// authorized user key (root's: these tests run as root, as CI does).
+struct Sshd {
+    dir: PathBuf,
+    address: Ipv4Addr,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Sshd {
+        let [a, b, c, d] = unique_block();
+        let address = Ipv4Addr::new(a, b, c, d + 1);
+        let port = TcpListener::bind(SocketAddrV4::new(address, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = dir.join("sshd");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Debian's sshd wants its privilege separation folder (its package makes it at boot).
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        keygen(&dir.join("user_key"));
+        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+        let mut sshd = Sshd {
+            dir,
+            address,
+            port,
+            child: None,
+        };
+        sshd.run_with_new_host_key();
+        sshd
+    }
+
+    /// (Re)starts sshd with a freshly generated host key.
+    fn run_with_new_host_key(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(self.dir.join("host_key"));
+        keygen(&self.dir.join("host_key"));
+        let config = format!(
+            "Port {}\nListenAddress {}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nPrintMotd no\nLogLevel ERROR\n",
+            self.port,
+            self.address,
+            d = self.dir.display()
+        );
+        std::fs::write(self.dir.join("sshd_config"), config).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sshd (hint: apt-get install -y openssh-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = SocketAddrV4::new(self.address, self.port).into();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn host_key(&self) -> String {
+        let public = std::fs::read_to_string(self.dir.join("host_key.pub")).unwrap();
+        public.split_whitespace().nth(1).unwrap().to_string()
+    }
+
+    /// A static lab of this one host whose deploy and upgrade write the release, over ssh,
+    /// into `marker`.
+    fn lab(&self, marker: &Path) -> Lab {
+        let playbook = self.dir.join("write.yml");
+        std::fs::write(
+            &playbook,
+            "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: \"{{ marker }}\"\n        content: \"{{ rollci_release }}\"\n",
+        )
+        .unwrap();
+        let action = |name: &str| {
+            format!(
+                "{{ name = \"{name}\", playbook = \"{}\", extra_vars = {{ marker = \"{}\" }}, timeout = \"3m\" }}",
+                playbook.display(),
+                marker.display()
+            )
+        };
+        Lab::with_text(&format!(
+            "[lab]\nname = \"ssh\"\nfrom_release = \"A\"\nto_release = \"B\"\n\n\
+             [provider]\nkind = \"static\"\nwait = \"60s\"\n\n\
+             [[provider.hosts]]\nname = \"h1\"\naddress = \"{}\"\nport = {}\nuser = \"root\"\n\
+             key = \"{}\"\ngroups = [\"nodes\"]\n\n\
+             [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n",
+            self.address,
+            self.port,
+            self.dir.join("user_key").display(),
+            action("deploy"),
+            action("upgrade")
+        ))
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+}
+
+/// Whether the run's master to `host` is up (asked through the run's own ssh_config).
+fn master_up(lab: &Lab, host: &str) -> bool {
+    let config = lab.workspace().join("ssh/config");
+    Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["-O", "check", host])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_playbook_runs_over_ssh_with_the_runs_own_config_and_cleanup_stops_the_master() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(tmp.path());
+    let marker = tmp.path().join("release");
+    let lab = sshd.lab(&marker);
+    lab.expect(&["provision"], 0);
+    let known = std::fs::read_to_string(lab.workspace().join("ssh/known_hosts")).unwrap();
+    assert!(
+        known.contains(&sshd.host_key()),
+        "the host key is learned: {known}"
+    );
+    assert!(
+        master_up(&lab, "h1"),
+        "provision leaves a master for the steps"
+    );
+    let inventory = String::from_utf8(lab.expect(&["inventory"], 0).stdout).unwrap();
+    assert!(
+        inventory.contains("ansible_connection: \"ssh\""),
+        "{inventory}"
+    );
+    assert!(inventory.contains("ansible_host: \"h1\""), "{inventory}");
+    lab.expect(&["deploy"], 0);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "A");
+    lab.expect(&["upgrade"], 0);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "B");
+    let out = lab.expect(&["cleanup"], 0);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 destroyed"),
+        "the master and the host released"
+    );
+    assert!(!master_up(&lab, "h1"), "cleanup stopped the master");
+    let state = lab.state();
+    let masters: Vec<_> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "ssh-master")
+        .collect();
+    assert_eq!(masters.len(), 1);
+    assert_eq!(masters[0]["status"], "destroyed");
+}
+
+#[test]
+fn a_host_whose_key_changed_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sshd = Sshd::start(tmp.path());
+    let lab = sshd.lab(&tmp.path().join("release"));
+    lab.expect(&["provision"], 0);
+    let config = lab.workspace().join("ssh/config");
+    let stopped = Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["-O", "exit", "h1"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    sshd.run_with_new_host_key();
+    let out = lab.expect(&["provision"], 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("host `h1` offered a host key other than the one learned"),
+        "{stderr}"
+    );
+    assert!(!master_up(&lab, "h1"), "no connection to the impostor");
+    lab.expect(&["cleanup"], 0);
+}
+
+#[test]
+fn an_unreachable_host_is_waited_for_then_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sshd = Sshd::start(tmp.path());
+    sshd.stop();
+    let lab = sshd.lab(&tmp.path().join("release"));
+    let text = std::fs::read_to_string(&lab.config)
+        .unwrap()
+        .replace("wait = \"60s\"", "wait = \"2s\"");
+    std::fs::write(&lab.config, text).unwrap();
+    let out = lab.expect(&["provision"], 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("host `h1` did not answer over ssh within 2s"),
+        "{stderr}"
+    );
+    lab.expect(&["cleanup"], 0);
+}
