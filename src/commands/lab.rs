@@ -10,9 +10,12 @@ use crate::reports;
 use crate::steps;
 use crate::workspace::journal;
 
-/// Loads the lab file (a usage error when it is bad) without touching the workspace.
+/// Loads the lab file, its provider's section included (a usage error when it is bad),
+/// without touching the workspace.
 pub fn load_config(g: &Global) -> anyhow::Result<Config> {
-    Config::load(&g.config)
+    let config = Config::load(&g.config)?;
+    crate::provider::from_config(&config, &g.workspace())?;
+    Ok(config)
 }
 
 /// Opens the workspace for a step (see [`Ctx::open`]).

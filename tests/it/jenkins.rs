@@ -19,9 +19,10 @@ use crate::lab::ROOT;
 const SCM_URL: &str = "https://git.example.com/rollci/rollci.git";
 
 /// The labs shipped with their generated files: (lab file, folder under `jenkins/`).
-const SHIPPED: [(&str, &str); 2] = [
+const SHIPPED: [(&str, &str); 3] = [
     ("examples/demo/rollci.toml", "demo"),
     ("examples/demo/all-at-once.toml", "demo-all-at-once"),
+    ("examples/aio/rollci.toml", "aio"),
 ];
 
 /// The seed's stages, in order, and the step each calls.
@@ -305,6 +306,46 @@ fn demo_jenkinsfile_runs_every_stage_in_order() {
                "ROLLCI_FROM_RELEASE": "param-from", "ROLLCI_TO_RELEASE": "param-to"})
     );
     assert_eq!(run["library"], "rollci");
+}
+
+/// The All-In-One lab on a `static` host (which cannot run here) validates and renders a
+/// Jenkinsfile that runs the seed's stages on its own agent label with its releases.
+#[test]
+fn aio_lab_validates_and_its_jenkinsfile_runs_every_stage() {
+    let path = format!(
+        "{ROOT}/.venv/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rollci"))
+        .current_dir(ROOT)
+        .args(["--config", "examples/aio/rollci.toml", "doctor"])
+        .env("PATH", path)
+        .env("ROLLCI_WORKSPACE", tempdir("rollci-aio-").path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok       ssh"), "{stdout}");
+    let text = render_in_repo(&[
+        "--config",
+        "examples/aio/rollci.toml",
+        "jenkins",
+        "jenkinsfile",
+    ]);
+    let run = run_jenkinsfile(&text);
+    let stages: Vec<&str> = calls(&run, "stage")
+        .iter()
+        .map(|a| a[0].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, STAGES.map(|(s, _)| s));
+    assert_eq!(calls(&run, "label"), [&json!(["rollci-aio"])]);
+    let params = calls(&run, "string");
+    assert!(
+        params
+            .iter()
+            .any(|p| p[0]["defaultValue"] == "stable/2023.2"),
+        "{params:?}"
+    );
 }
 
 /// Releases, agent label, library, credentials ids and the lab file's path full of quotes,
