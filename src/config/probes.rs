@@ -11,7 +11,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     pub name: String,
-    /// `http` (one request) or `cycle` (a sequence that must all succeed).
+    /// `http` (one request), `cycle` (a sequence that must all succeed) or `tcp` (a
+    /// connection to `url = "tcp://{host}"`, and its first bytes when `banner` is set).
     #[serde(default)]
     pub kind: ProbeKind,
     /// `http` probes: the URL (see [`RequestConfig`] for the other request keys).
@@ -41,6 +42,8 @@ pub struct ProbeConfig {
     pub hosts: Vec<String>,
     /// `"openstack"`: send a Keystone token (from the `OS_*` variables), renewed on 401.
     pub auth: Option<ProbeAuth>,
+    /// `tcp` probes: text the server's first bytes must contain (e.g. `"SSH-2.0"`).
+    pub banner: Option<String>,
 }
 
 impl ProbeConfig {
@@ -57,7 +60,11 @@ impl ProbeConfig {
                 body_contains: self.body_contains.clone(),
                 capture: None,
             }],
-            (ProbeKind::Http, None) => Vec::new(),
+            (ProbeKind::Tcp, Some(url)) => vec![RequestConfig {
+                body_contains: self.banner.clone(),
+                ..RequestConfig::get(url.clone())
+            }],
+            (ProbeKind::Http | ProbeKind::Tcp, None) => Vec::new(),
         }
     }
 }
@@ -74,6 +81,8 @@ pub enum ProbeKind {
     #[default]
     Http,
     Cycle,
+    /// A data-plane endpoint (a workload VM's ssh port): connect, optionally read a banner.
+    Tcp,
 }
 
 /// One HTTP request. URLs may name hosts as `{lb}`, `{node1}` (address:port), `{host}` for

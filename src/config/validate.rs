@@ -77,6 +77,22 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), String> {
         ProbeKind::Cycle if probe.url.is_some() => {
             Err("a `cycle` probe has `steps`, not a `url`".into())
         }
+        ProbeKind::Tcp
+            if !probe
+                .url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("tcp://")) =>
+        {
+            Err("a `tcp` probe needs `url = \"tcp://HOST:PORT\"` (or `tcp://{host}`)".into())
+        }
+        ProbeKind::Tcp
+            if !probe.steps.is_empty() || probe.body.is_some() || probe.auth.is_some() =>
+        {
+            Err("a `tcp` probe takes `url` and `banner` only".into())
+        }
+        _ if probe.banner.is_some() && probe.kind != ProbeKind::Tcp => {
+            Err("`banner` belongs to `kind = \"tcp\"`".into())
+        }
         _ if probe.interval < Duration::from_millis(10) => Err("`interval` below 10ms".into()),
         _ if probe.timeout.is_zero() => Err("`timeout` must be above 0".into()),
         _ => Ok(()),

@@ -63,6 +63,7 @@ impl Sshd {
             .arg(self.dir.join("sshd_config"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("sshd.log")).unwrap())
             .spawn()
             .expect("sshd (hint: apt-get install -y openssh-server)");
         self.child = Some(child);
@@ -107,7 +108,10 @@ impl Sshd {
              [provider]\nkind = \"static\"\nwait = \"60s\"\n\n\
              [[provider.hosts]]\nname = \"h1\"\naddress = \"{}\"\nport = {}\nuser = \"root\"\n\
              key = \"{}\"\ngroups = [\"nodes\"]\n\n\
-             [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n",
+             [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n\n\
+             [probing]\nbaseline = \"500ms\"\n\n\
+             [[probes]]\nname = \"ssh\"\nkind = \"tcp\"\nurl = \"tcp://{{h1}}\"\nbanner = \"SSH-2.0\"\n\
+             interval = \"100ms\"\ntimeout = \"5s\"\nmax_downtime = \"0ms\"\n",
             self.address,
             self.port,
             self.dir.join("user_key").display(),
@@ -170,6 +174,12 @@ fn a_playbook_runs_over_ssh_with_the_runs_own_config_and_cleanup_stops_the_maste
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "A");
     lab.expect(&["upgrade"], 0);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "B");
+    // The data-plane probe read sshd's banner through the whole upgrade.
+    let availability = lab.json("evidence/availability.json");
+    let ssh = &availability["services"][0];
+    assert_eq!(ssh["name"], "ssh");
+    assert!(ssh["probes"].as_u64().unwrap() > 0, "{ssh}");
+    assert_eq!(ssh["downtime_ms"], 0, "{ssh}");
     let out = lab.expect(&["cleanup"], 0);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("2 destroyed"),

@@ -96,6 +96,57 @@ pub async fn send(
 
 type Failure = (&'static str, Option<u16>, String);
 
+/// A `tcp` probe: the connection (and, when `banner` is set, the server's first bytes
+/// holding it) within `timeout`. Passing counts as status 0.
+async fn connect(target: &str, banner: Option<&str>, timeout: Duration) -> Result<u16, Failure> {
+    use tokio::io::AsyncReadExt;
+    let work = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await.map_err(|e| {
+            let class = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "refused",
+                _ => "other",
+            };
+            (class, None, format!("connect to {target}: {e}"))
+        })?;
+        let Some(banner) = banner else {
+            return Ok(0);
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while seen.len() < 4096 {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| ("other", None, format!("read from {target}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains(banner) {
+                return Ok(0);
+            }
+        }
+        let got = String::from_utf8_lossy(&seen)
+            .trim()
+            .chars()
+            .take(80)
+            .collect::<String>();
+        Err((
+            "status",
+            None,
+            format!("{target} said `{got}`, not `{banner}`"),
+        ))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err((
+            "timeout",
+            None,
+            format!("{target}: no answer within {timeout:?}"),
+        )),
+    }
+}
+
 async fn one(
     client: &reqwest::Client,
     request: &RequestConfig,
@@ -103,6 +154,9 @@ async fn one(
     auth: Option<&Tokens>,
     captured: &mut BTreeMap<String, String>,
 ) -> Result<u16, Failure> {
+    if let Some(target) = request.url.strip_prefix("tcp://") {
+        return connect(target, request.body_contains.as_deref(), timeout).await;
+    }
     let token = match auth {
         Some(tokens) => Some(tokens.get(client, timeout).await?),
         None => None,
@@ -263,5 +317,34 @@ mod tests {
         let request = RequestConfig::get(format!("http://127.0.0.1:{port}/"));
         let outcome = send(&client().unwrap(), &[request], Duration::from_secs(1), None).await;
         assert_eq!(outcome.class, "refused", "{outcome:?}");
+    }
+
+    #[test]
+    fn tcp_probes_connect_and_read_a_banner() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                use std::io::Write;
+                let _ = stream.unwrap().write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+            }
+        });
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = Duration::from_secs(2);
+        let target = addr.to_string();
+        runtime.block_on(async {
+            assert_eq!(connect(&target, Some("SSH-2.0"), t).await, Ok(0));
+            let wrong = connect(&target, Some("HTTP/1.1"), t).await.unwrap_err();
+            assert_eq!(wrong.0, "status", "{wrong:?}");
+            let refused = connect(&closed.to_string(), None, t).await.unwrap_err();
+            assert_eq!(refused.0, "refused");
+        });
     }
 }
