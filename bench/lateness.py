@@ -16,7 +16,7 @@ has cores). Printed per run, from evidence/availability.json and probes.jsonl:
 Figures are printed, never asserted; the exit status is 1 only when a run could not be
 made or a burner outlived it. Run from the repository root after `cargo build --release`:
 
-    .venv/bin/python bench/lateness.py [--burners 2]
+    .venv/bin/python bench/lateness.py [--burners 2]     (ROLLCI_BIN picks another binary)
 """
 
 import argparse
@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLLCI = ROOT / "target" / "release" / "rollci"
+ROLLCI = Path(os.environ.get("ROLLCI_BIN") or ROOT / "target" / "release" / "rollci")
 DEMO = ROOT / "examples" / "demo"
 
 
