@@ -104,7 +104,7 @@ pub fn print_services(availability: &Availability) {
             .budget_ms
             .map(|b| format!(", budget {b} ms"))
             .unwrap_or_default();
-        let own = s.windows.iter().filter(|w| !w.prober_late).count();
+        let own = s.own_windows();
         let late = match s.windows.len() - own {
             0 => String::new(),
             n => format!(

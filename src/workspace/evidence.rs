@@ -42,6 +42,13 @@ pub struct ServiceReport {
     pub within_budget: bool,
 }
 
+impl ServiceReport {
+    /// How many of its windows are the service's own (not a late prober's).
+    pub fn own_windows(&self) -> usize {
+        self.windows.iter().filter(|w| !w.prober_late).count()
+    }
+}
+
 /// One outage: from the first failed probe to the next successful one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Window {

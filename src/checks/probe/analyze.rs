@@ -37,7 +37,7 @@ pub fn over_budget(reports: &[ServiceReport]) -> Vec<String> {
                 s.name,
                 s.downtime_ms,
                 s.budget_ms.unwrap_or(0),
-                s.windows.iter().filter(|w| !w.prober_late).count()
+                s.own_windows()
             )
         })
         .collect()
