@@ -31,8 +31,14 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
             }
         }
     }
+    let findings = provider.diagnose();
+    for f in &findings {
+        let mark = if f.ok { "ok" } else { "MISSING" };
+        crate::say!("{mark:<8} {:<20} {}", f.what, f.detail);
+    }
+    missing += findings.iter().filter(|f| !f.ok).count();
     if missing > 0 {
-        return Err(fail(Kind::Infra, format!("{missing} tool(s) missing")));
+        return Err(fail(Kind::Infra, format!("{missing} need(s) missing")));
     }
     crate::say!("all {} tools found", checks.len());
     Ok(exit::OK)

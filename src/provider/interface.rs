@@ -40,4 +40,34 @@ pub trait Provider: Owner {
     fn tool_env(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// What `doctor` checks beyond tools (a daemon that answers, an image, acceleration).
+    fn diagnose(&self) -> Vec<Finding> {
+        Vec::new()
+    }
+}
+
+/// One line of `doctor`: something the provider needs, found or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub what: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn ok(what: &'static str, detail: String) -> Finding {
+        Finding {
+            what,
+            ok: true,
+            detail,
+        }
+    }
+
+    pub fn missing(what: &'static str, detail: String) -> Finding {
+        Finding {
+            what,
+            ok: false,
+            detail,
+        }
+    }
 }

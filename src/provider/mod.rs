@@ -2,6 +2,7 @@
 //! says they made. A provider is a folder of its own; this file is the seam.
 
 mod interface;
+mod libvirt;
 mod local;
 mod sockets;
 mod ssh;
@@ -9,7 +10,7 @@ mod static_hosts;
 
 use crate::config::Config;
 
-pub use interface::{Destroyed, Owner, Provider};
+pub use interface::{Destroyed, Finding, Owner, Provider};
 pub use local::Local;
 
 /// The provider a lab file asks for, its `[provider]` settings parsed and validated by it
@@ -28,12 +29,18 @@ pub fn from_config(
             static_hosts::Settings::parse(config, settings)?,
             workspace,
         ))),
+        libvirt::KIND => Ok(Box::new(libvirt::Libvirt::new(
+            libvirt::Settings::parse(config, settings)?,
+            workspace,
+            &config.base_dir(),
+        ))),
         other => Err(config.problem(
             "provider.kind",
             format!(
-                "unknown provider `{other}` (known: `{}`, `{}`)",
+                "unknown provider `{other}` (known: `{}`, `{}`, `{}`)",
                 local::KIND,
-                static_hosts::KIND
+                static_hosts::KIND,
+                libvirt::KIND
             ),
         )),
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::sockets;
+use crate::exit::{Kind, fail};
 
 /// How rollci reaches one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +145,43 @@ impl Ssh {
             }
             false => Err(Refusal::NotYet(said)),
         })
+    }
+
+    /// Waits until `host` answers over ssh through a master of its own, with backoff, for
+    /// at most `wait`; a changed host key ends the wait at once, naming the host.
+    pub fn wait_up(&self, host: &str, wait: Duration) -> anyhow::Result<()> {
+        let end = Instant::now() + wait;
+        let mut pause = Duration::from_millis(500);
+        loop {
+            crate::signals::check()?;
+            let said = match self.start_master(host)? {
+                Ok(()) => return Ok(()),
+                Err(Refusal::KeyChanged(said)) => return Err(self.key_changed(host, &said)),
+                Err(Refusal::NotYet(said)) => said,
+            };
+            if Instant::now() + pause > end {
+                return Err(fail(
+                    Kind::Infra,
+                    format!(
+                        "host `{host}` did not answer over ssh within {}: {said}",
+                        humantime::format_duration(wait)
+                    ),
+                ));
+            }
+            crate::signals::sleep(pause)?;
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    fn key_changed(&self, host: &str, said: &str) -> anyhow::Error {
+        fail(
+            Kind::Infra,
+            format!(
+                "host `{host}` offered a host key other than the one learned earlier in this \
+                 run (`{}`): refusing to connect ({said})",
+                self.known_hosts.display()
+            ),
+        )
     }
 
     /// Stops the master to `host`; false when there was none.

@@ -4,7 +4,6 @@
 //! cleanup stops the masters and leaves the hosts as they were.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -12,7 +11,7 @@ use super::settings::{KIND, Settings};
 use crate::exec::tools::Tool;
 use crate::exit::{Kind, fail};
 use crate::provider::interface::{Destroyed, Owner, Provider};
-use crate::provider::ssh::{Refusal, Ssh, Target};
+use crate::provider::ssh::{Ssh, Target};
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
 /// The journal kind of an ssh master.
@@ -80,27 +79,7 @@ impl StaticHosts {
                 Some(journal.begin_resource(KIND, MASTER, host, Layer::Process, parent, data)?)
             }
         };
-        let end = Instant::now() + self.settings.wait;
-        let mut pause = Duration::from_millis(500);
-        loop {
-            crate::signals::check()?;
-            let said = match self.ssh.start_master(host)? {
-                Ok(()) => break,
-                Err(Refusal::KeyChanged(said)) => return Err(key_changed(host, &self.ssh, &said)),
-                Err(Refusal::NotYet(said)) => said,
-            };
-            if Instant::now() + pause > end {
-                return Err(fail(
-                    Kind::Infra,
-                    format!(
-                        "host `{host}` did not answer over ssh within {}: {said}",
-                        humantime::format_duration(self.settings.wait)
-                    ),
-                ));
-            }
-            crate::signals::sleep(pause)?;
-            pause = (pause * 2).min(Duration::from_secs(10));
-        }
+        self.ssh.wait_up(host, self.settings.wait)?;
         if let Some(id) = id {
             journal.set_status(&id, Status::Created)?;
         }
@@ -155,17 +134,6 @@ impl StaticHosts {
             })
             .collect()
     }
-}
-
-fn key_changed(host: &str, ssh: &Ssh, said: &str) -> anyhow::Error {
-    fail(
-        Kind::Infra,
-        format!(
-            "host `{host}` offered a host key other than the one learned earlier in this run \
-             (`{}`): refusing to connect ({said})",
-            ssh.known_hosts.display()
-        ),
-    )
 }
 
 impl Owner for StaticHosts {

@@ -1,0 +1,10 @@
+//! The `libvirt` provider: VMs the pipeline builds, on this machine or a parent host.
+
+mod domain;
+mod image;
+mod provider;
+mod settings;
+mod virsh;
+
+pub use provider::Libvirt;
+pub use settings::{KIND, Settings};
