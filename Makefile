@@ -42,9 +42,13 @@ deps: $(VENV)/bin/ansible-playbook
 
 # What the tests need besides: groovy (the Jenkins harness), chromium (the HTML report),
 # Jenkins Job Builder (the config.xml reference), npm-groovy-lint (vars/ and Jenkinsfiles),
-# Keystone (OpenStack token probes), sshd (the static provider against a real ssh server).
+# Keystone (OpenStack token probes), sshd (the static provider against a real ssh server),
+# libvirt + QEMU and the guest image (the libvirt provider; the image is cached by content
+# under /var/cache/rollci/guest, ~6 minutes to build once).
 test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT) $(KEYSTONE_VENV)/bin/gunicorn
 	@scripts/need-packages groovy chromium /usr/sbin/sshd:openssh-server
+	@scripts/install-libvirt
+	@scripts/guest-image >/dev/null
 
 # A real Keystone for the token-renewal tests of `auth = "openstack"` probes.
 $(KEYSTONE_VENV)/bin/gunicorn:

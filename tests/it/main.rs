@@ -10,6 +10,7 @@ mod groovy;
 mod jenkins;
 mod keystone;
 mod lab;
+mod libvirt;
 mod pipeline;
 mod reports;
 mod results;

@@ -150,6 +150,10 @@ impl Libvirt {
         }));
         let (accel, _) = self.accel();
         let console = self.console_log(journal, &domain);
+        if let Some(dir) = console.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        }
         let spec = Spec {
             name: domain.clone(),
             lab: journal.state.lab.clone(),
