@@ -89,9 +89,20 @@ fn qemus_of(run: &str) -> Vec<u32> {
 /// every probe costs an emulated sshd a fork and exec, and ten a second starved Ansible's
 /// own connection (banner exchange timed out) under TCG.
 fn lab() -> Lab {
+    lab_upgraded_by("write.yml")
+}
+
+/// The same lab, its upgrade done by `playbook` (`write.yml` or `sleep.yml`).
+fn lab_upgraded_by(playbook: &str) -> Lab {
     let [a, b, c, d] = unique_block();
-    let action =
-        |name: &str| format!("{{ name = \"{name}\", playbook = \"write.yml\", timeout = \"5m\" }}");
+    let action = |name: &str| {
+        let playbook = if name == "upgrade" {
+            playbook
+        } else {
+            "write.yml"
+        };
+        format!("{{ name = \"{name}\", playbook = \"{playbook}\", timeout = \"5m\" }}")
+    };
     let lab = Lab::with_text(&format!(
         "[lab]\nname = \"vm1\"\nfrom_release = \"A\"\nto_release = \"B\"\n\n\
          [provider]\nkind = \"libvirt\"\nimage = {{ command = [\"{root}/scripts/guest-image\"] }}\n\
@@ -110,12 +121,23 @@ fn lab() -> Lab {
         "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: /root/release\n        content: \"{{ rollci_release }}\"\n",
     )
     .unwrap();
+    std::fs::write(
+        lab.workspace().parent().unwrap().join("sleep.yml"),
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 300\n",
+    )
+    .unwrap();
     lab
 }
 
 /// `ssh -F <run's config> guest1 ARGV` through the run's master.
 fn in_guest(lab: &Lab, argv: &[&str]) -> String {
-    let out = Command::new("ssh")
+    let out = ssh_guest(lab, argv);
+    assert!(out.status.success(), "ssh guest1 {argv:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ssh_guest(lab: &Lab, argv: &[&str]) -> std::process::Output {
+    Command::new("ssh")
         .arg("-F")
         .arg(lab.workspace().join("ssh/config"))
         .arg("guest1")
@@ -123,9 +145,18 @@ fn in_guest(lab: &Lab, argv: &[&str]) -> String {
         .args(argv)
         .stdin(Stdio::null())
         .output()
-        .unwrap();
-    assert!(out.status.success(), "ssh guest1 {argv:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .unwrap()
+}
+
+/// Whether the run's ssh master to guest1 is up.
+fn master_up(lab: &Lab) -> bool {
+    Command::new("ssh")
+        .arg("-F")
+        .arg(lab.workspace().join("ssh/config"))
+        .args(["-O", "check", "guest1"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn overlays(lab: &Lab) -> Vec<PathBuf> {
@@ -215,4 +246,46 @@ fn kill_9_in_the_middle_of_provisioning_then_cleanup_leaves_no_domain_or_disk() 
     assert_eq!(domains_of(&run), Vec::<String>::new());
     assert_eq!(qemus_of(&run), Vec::<u32>::new());
     assert_eq!(overlays(&lab), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn kill_9_in_the_middle_of_the_upgrade_then_cleanup_leaves_no_domain_or_master() {
+    let _one = LIBVIRT.lock().unwrap_or_else(|e| e.into_inner());
+    let _daemon = Daemon::start();
+    let lab = lab_upgraded_by("sleep.yml");
+    lab.expect(&["provision"], 0);
+    let run = run_id(&lab);
+    assert!(master_up(&lab));
+    let mut upgrade = lab
+        .std_cmd(&["upgrade"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The moment: the upgrade's playbook is running in the guest.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ssh_guest(&lab, &["pgrep", "-x", "sleep"]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the upgrade never reached the guest"
+        );
+        assert!(upgrade.try_wait().unwrap().is_none(), "upgrade ended early");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    upgrade.kill().unwrap();
+    upgrade.wait().unwrap();
+
+    lab.expect(&["cleanup"], 0);
+    assert_eq!(domains_of(&run), Vec::<String>::new());
+    assert_eq!(qemus_of(&run), Vec::<u32>::new());
+    assert_eq!(overlays(&lab), Vec::<PathBuf>::new());
+    assert!(!master_up(&lab), "cleanup stopped the ssh master");
+    let upgrade = lab.status()["summary"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "upgrade")
+        .cloned()
+        .unwrap();
+    assert_eq!(upgrade["outcome"], "interrupted", "{upgrade}");
 }
