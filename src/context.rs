@@ -72,6 +72,7 @@ impl Ctx {
             journal.state.to_release = to.clone();
         }
         journal.save()?;
+        crate::route::set(provider.socks(&journal));
         Ok(Ctx::new(config, workspace, journal, provider))
     }
 

@@ -18,6 +18,7 @@ pub mod procs;
 pub mod provider;
 pub mod reports;
 pub mod results;
+pub mod route;
 pub mod secret;
 pub mod signals;
 pub mod steps;

@@ -40,6 +40,11 @@ pub trait Provider: Owner {
     fn tool_env(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// The SOCKS5 tunnel (`127.0.0.1:PORT`) the journal says this provider opened for
+    /// rollci's own requests to the lab, if any.
+    fn socks(&self, _journal: &Journal) -> Option<String> {
+        None
+    }
     /// What `doctor` checks beyond tools (a daemon that answers, an image, acceleration).
     fn diagnose(&self) -> Vec<Finding> {
         Vec::new()

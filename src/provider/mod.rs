@@ -7,6 +7,7 @@ mod local;
 mod sockets;
 mod ssh;
 mod static_hosts;
+mod tunnel;
 
 use crate::config::Config;
 

@@ -28,6 +28,11 @@ pub fn base_vars(ctx: &Ctx, step: &str, release: &str) -> Vars {
     vars.insert("rollci_release".into(), json!(release));
     vars.insert("rollci_from_release".into(), json!(state.from_release));
     vars.insert("rollci_to_release".into(), json!(state.to_release));
+    // The lab's SOCKS tunnel, for smoke suites and playbooks that call the lab's APIs from
+    // this machine the way rollci's probes do.
+    if let Some(socks) = crate::route::socks() {
+        vars.insert("rollci_socks_proxy".into(), json!(socks));
+    }
     vars
 }
 

@@ -8,6 +8,7 @@ mod evidence;
 mod failures;
 mod groovy;
 mod jenkins;
+mod jump;
 mod keystone;
 mod lab;
 mod libvirt;

@@ -127,7 +127,7 @@ impl Drop for Sshd {
     }
 }
 
-fn keygen(path: &Path) {
+pub fn keygen(path: &Path) {
     let out = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)

@@ -46,12 +46,33 @@ impl Outcome {
 }
 
 /// A client for probing: no connection reuse (every probe is a new client, as a user's
-/// would be after an outage), no proxy.
+/// would be after an outage), no proxy from the environment; the lab's SOCKS tunnel when a
+/// provider opened one (names resolved at the far end: `socks5h`).
 pub fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
-        .no_proxy()
-        .build()?)
+        .no_proxy();
+    let builder = match crate::route::socks() {
+        Some(address) => builder.proxy(reqwest::Proxy::all(format!("socks5h://{address}"))?),
+        None => builder,
+    };
+    Ok(builder.build()?)
+}
+
+/// A TCP connection to `target`, through the lab's SOCKS tunnel when there is one.
+async fn open(target: &str) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(proxy) = crate::route::socks() else {
+        return tokio::net::TcpStream::connect(target).await;
+    };
+    let through = tokio_socks::tcp::Socks5Stream::connect(proxy.as_str(), target).await;
+    through.map(|s| s.into_inner()).map_err(|e| match e {
+        tokio_socks::Error::Io(e) => e,
+        tokio_socks::Error::ConnectionRefused => std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused (through the tunnel)",
+        ),
+        other => std::io::Error::other(format!("through the tunnel: {other}")),
+    })
 }
 
 /// Replaces `{name}` with `vars[name]`; unknown names stay as they are.
@@ -101,7 +122,7 @@ type Failure = (&'static str, Option<u16>, String);
 async fn connect(target: &str, banner: Option<&str>, timeout: Duration) -> Result<u16, Failure> {
     use tokio::io::AsyncReadExt;
     let work = async {
-        let mut stream = tokio::net::TcpStream::connect(target).await.map_err(|e| {
+        let mut stream = open(target).await.map_err(|e| {
             let class = match e.kind() {
                 std::io::ErrorKind::ConnectionRefused => "refused",
                 _ => "other",

@@ -12,6 +12,7 @@ use crate::exec::tools::Tool;
 use crate::exit::{Kind, fail};
 use crate::provider::interface::{Destroyed, Owner, Provider};
 use crate::provider::ssh::{Ssh, Target};
+use crate::provider::tunnel;
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
 /// The journal kind of an ssh master.
@@ -147,6 +148,7 @@ impl Owner for StaticHosts {
                 true => Ok(Destroyed::Now),
                 false => Ok(Destroyed::AlreadyGone),
             },
+            tunnel::KIND => tunnel::stop(resource),
             // Released: the host existed before the run and stays as it is.
             HOST => Ok(Destroyed::Now),
             other => anyhow::bail!("the static provider has no resource kind `{other}`"),
@@ -166,6 +168,9 @@ impl Provider for StaticHosts {
         for host in self.in_reach_order() {
             self.reach(journal, host)?;
         }
+        if let Some(host) = &self.settings.tunnel {
+            tunnel::open(&self.ssh, journal, KIND, host)?;
+        }
         Ok(())
     }
 
@@ -180,6 +185,7 @@ impl Provider for StaticHosts {
     /// A master started by Ansible through the run's ssh_config (or one whose journal entry
     /// a killed rollci never wrote) is found by its control socket.
     fn find_strays(&self, journal: &mut Journal) -> anyhow::Result<()> {
+        tunnel::find_strays(journal, KIND)?;
         for host in &self.settings.hosts {
             let known = journal
                 .state
@@ -193,6 +199,10 @@ impl Provider for StaticHosts {
             }
         }
         Ok(())
+    }
+
+    fn socks(&self, journal: &Journal) -> Option<String> {
+        tunnel::address(journal, self.settings.tunnel.as_deref()?)
     }
 
     fn vars(&self) -> serde_json::Map<String, serde_json::Value> {

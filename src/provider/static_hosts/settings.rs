@@ -30,6 +30,9 @@ pub struct Settings {
     /// Also wait until `cloud-init status --wait` returns on every host.
     #[serde(default)]
     pub cloud_init: bool,
+    /// A listed host that can route to the lab: rollci's probes and persistent-resource
+    /// requests go through a SOCKS5 tunnel to it (`ssh -N -D`).
+    pub tunnel: Option<String>,
     /// Tools the lab's playbooks need besides ansible-playbook (checked by `doctor`).
     #[serde(default)]
     pub tools: Vec<String>,
@@ -106,6 +109,14 @@ impl Settings {
                 check_name(group).map_err(|m| (key.clone(), m))?;
             }
             self.check_jump(i).map_err(|m| (key, m))?;
+        }
+        if let Some(t) = &self.tunnel
+            && !self.hosts.iter().any(|h| &h.name == t)
+        {
+            return Err((
+                "provider.tunnel".into(),
+                format!("`tunnel = \"{t}\"` names no host of the list"),
+            ));
         }
         Ok(())
     }
@@ -196,5 +207,19 @@ mod tests {
             err.contains("`provider.hosts[0].port`") && err.contains("invalid type"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_tunnel_must_go_through_a_listed_host() {
+        let host = "[[provider.hosts]]\nname = \"a\"\naddress = \"x\"\nuser = \"u\"\n";
+        let err = parse(&format!("tunnel = \"b\"\n{host}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`provider.tunnel`: `tunnel = \"b\"` names no host"),
+            "{err}"
+        );
+        let s = parse(&format!("tunnel = \"a\"\n{host}")).unwrap();
+        assert_eq!(s.tunnel.as_deref(), Some("a"));
     }
 }
