@@ -67,6 +67,14 @@ $(VENV)/bin/ansible-playbook:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet 'ansible-core>=2.16,<2.21' python-subunit stestr junitxml
 
+# The VM lab (examples/vm/): the demo's API in three libvirt guests (QEMU, TCG here), deployed
+# over ssh by Ansible, behind haproxy on this machine. scripts/demo-vm starts libvirtd when
+# none answers and stops it again afterwards, whatever the run's outcome.
+.PHONY: demo-vm
+demo-vm: deps build
+	@scripts/install-libvirt
+	scripts/demo-vm $(ROLLCI)
+
 clean-demo:
 	-$(ROLLCI) --config $(DEMO) cleanup
 	rm -rf examples/demo/.rollci
