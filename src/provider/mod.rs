@@ -7,6 +7,7 @@ mod local;
 mod sockets;
 mod ssh;
 mod static_hosts;
+mod strays;
 mod tunnel;
 
 use crate::config::Config;

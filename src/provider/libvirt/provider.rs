@@ -16,6 +16,7 @@ use super::virsh::{NAMESPACE, Virsh};
 use crate::exec::tools::Tool;
 use crate::provider::interface::{Destroyed, Finding, Owner, Provider};
 use crate::provider::ssh::{Ssh, Target};
+use crate::provider::strays;
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
 const DOMAIN: &str = "domain";
@@ -353,6 +354,7 @@ impl Owner for Libvirt {
                 }
             }
             MASTER => Ok(gone(self.ssh.stop_master(&resource.name))),
+            strays::KIND => strays::stop(resource),
             PARENT => Ok(Destroyed::Now),
             other => anyhow::bail!("the libvirt provider has no resource kind `{other}`"),
         }
@@ -393,6 +395,8 @@ impl Provider for Libvirt {
     /// Domains of this run the journal missed (rollci killed between `define` and the
     /// journal write), found by name and confirmed by their metadata tag.
     fn find_strays(&self, journal: &mut Journal) -> anyhow::Result<()> {
+        // What the lab's playbooks started on this machine, such as the load balancer.
+        strays::adopt_marked(journal, KIND)?;
         let prefix = format!("rollci-{}-", journal.state.run_id);
         let names = match self.virsh.names() {
             Ok(names) => names,

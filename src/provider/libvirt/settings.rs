@@ -100,7 +100,8 @@ impl Settings {
         settings
             .check()
             .map_err(|(key, m)| config.problem(&key, m))?;
-        let base = config.base_dir();
+        // Absolute: the image command also runs in the lab's folder.
+        let base = std::path::absolute(config.base_dir())?;
         settings.image.dir = settings.image.dir.take().map(|d| base.join(d));
         settings.domain_template = settings.domain_template.take().map(|t| base.join(t));
         if let Some(argv) = settings.image.command.as_mut() {
@@ -228,7 +229,8 @@ mod tests {
         assert_eq!(s.vms[0].port, Some(8080));
         assert_eq!(s.qemu_label, "+0:+0");
         let program = &s.image.command.as_ref().unwrap()[0];
-        assert_eq!(program, "lab/../build-image");
+        let expected = std::path::absolute("lab/../build-image").unwrap();
+        assert_eq!(std::path::Path::new(program), expected);
     }
 
     #[test]
