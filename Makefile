@@ -83,7 +83,7 @@ clean-demo:
 # jenkins/ (a test fails when they are stale). JENKINS_SCM_URL is the repository the jobs
 # check out; tests/it/jenkins.rs and jenkins/jjb/demo.yaml name the same default.
 JENKINS_SCM_URL ?= https://git.example.com/rollci/rollci.git
-JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml
+JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml vm:examples/vm/rollci.toml
 
 # vars/*.txt, the steps' help pages, from jenkins/help/ (a test fails when they are stale).
 .PHONY: vars-help

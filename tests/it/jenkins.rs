@@ -19,10 +19,11 @@ use crate::lab::ROOT;
 const SCM_URL: &str = "https://git.example.com/rollci/rollci.git";
 
 /// The labs shipped with their generated files: (lab file, folder under `jenkins/`).
-const SHIPPED: [(&str, &str); 3] = [
+const SHIPPED: [(&str, &str); 4] = [
     ("examples/demo/rollci.toml", "demo"),
     ("examples/demo/all-at-once.toml", "demo-all-at-once"),
     ("examples/aio/rollci.toml", "aio"),
+    ("examples/vm/rollci.toml", "vm"),
 ];
 
 /// The seed's stages, in order, and the step each calls.
