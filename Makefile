@@ -28,13 +28,16 @@ build:
 
 # Figures printed, never asserted: probe precision and capacity, subunit parsing against
 # python-subunit, rollci's own overhead per step and across the demo pipeline (which
-# needs what the demo needs), and probe lateness on a loaded CPU. All of them use target/release/rollci, built first.
+# needs what the demo needs), probe lateness on a loaded CPU, and real guests (libvirt: three
+# booted at once vs one by one, their cleanup, the whole examples/vm run). All of them use target/release/rollci, built first.
 bench: deps
 	cargo build --release --locked
 	cargo bench --locked --bench probes
 	$(VENV)/bin/python bench/subunit.py
 	$(VENV)/bin/python bench/overhead.py
 	$(VENV)/bin/python bench/lateness.py
+	@scripts/install-libvirt
+	$(VENV)/bin/python bench/vm.py --vm-lab
 
 # What the demo needs: haproxy and ansible-core.
 deps: $(VENV)/bin/ansible-playbook
