@@ -95,6 +95,12 @@ impl Ssh {
         text
     }
 
+    /// Ansible's ssh uses the run's ssh_config too.
+    pub fn tool_env(&self) -> Vec<(String, String)> {
+        let args = format!("-F {}", self.config.display());
+        vec![("ANSIBLE_SSH_ARGS".into(), args)]
+    }
+
     /// `ssh -F <config> <options…> <host>`: the one way rollci runs ssh.
     pub fn command(&self, host: &str, options: &[&str]) -> Command {
         let mut cmd = Command::new("ssh");

@@ -429,10 +429,7 @@ impl Provider for Libvirt {
     }
 
     fn tool_env(&self) -> Vec<(String, String)> {
-        vec![(
-            "ANSIBLE_SSH_ARGS".into(),
-            format!("-F {}", self.ssh.config.display()),
-        )]
+        self.ssh.tool_env()
     }
 
     fn tools(&self) -> Vec<Tool> {

@@ -212,10 +212,7 @@ impl Provider for StaticHosts {
     }
 
     fn tool_env(&self) -> Vec<(String, String)> {
-        vec![(
-            "ANSIBLE_SSH_ARGS".into(),
-            format!("-F {}", self.ssh.config.display()),
-        )]
+        self.ssh.tool_env()
     }
 
     fn tools(&self) -> Vec<Tool> {
