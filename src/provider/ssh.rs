@@ -8,8 +8,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::interface::Destroyed;
 use super::sockets;
 use crate::exit::{Kind, fail};
+use crate::workspace::journal::{Journal, Layer, Resource, Status};
+
+/// The journal kind of a control socket folder outside the workspace.
+pub const SOCKET_DIR: &str = "socket-dir";
+
+/// Removes a journaled control socket folder (its masters are stopped first: they are
+/// processes, a higher layer).
+pub fn remove_control_dir(resource: &Resource) -> anyhow::Result<Destroyed> {
+    let path = resource.data["path"].as_str().unwrap_or_default();
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(Destroyed::Now),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Destroyed::AlreadyGone),
+        Err(e) => Err(e).with_context(|| format!("failed to remove `{path}`")),
+    }
+}
 
 /// How rollci reaches one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +109,27 @@ impl Ssh {
             persist.as_secs().max(1)
         ));
         text
+    }
+
+    /// Journals the control socket folder when it lies outside the workspace (a deep
+    /// workspace's sockets go to a short folder in the temp dir), so cleanup removes it.
+    pub fn journal_control_dir(
+        &self,
+        journal: &mut Journal,
+        owner: &'static str,
+    ) -> anyhow::Result<()> {
+        let inside = self
+            .control_dir
+            .starts_with(self.config.parent().unwrap_or(Path::new("/")));
+        let known = journal.state.live().any(|r| r.kind == SOCKET_DIR);
+        if inside || known {
+            return Ok(());
+        }
+        let data = serde_json::json!({ "path": self.control_dir });
+        let id = journal.begin_resource(owner, SOCKET_DIR, "ssh", Layer::LabState, None, data)?;
+        std::fs::create_dir_all(&self.control_dir)
+            .with_context(|| format!("failed to create `{}`", self.control_dir.display()))?;
+        journal.set_status(&id, Status::Created)
     }
 
     /// Ansible's ssh uses the run's ssh_config too.

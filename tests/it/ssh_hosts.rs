@@ -241,3 +241,25 @@ fn an_unreachable_host_is_waited_for_then_named() {
     );
     lab.expect(&["cleanup"], 0);
 }
+
+/// Under a deep workspace (a Jenkins job in folders) the control sockets live in a short
+/// folder in the temp dir; it is journaled and cleanup removes it.
+#[test]
+fn a_deep_workspaces_socket_folder_is_removed_by_cleanup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(tmp.path());
+    let lab = sshd.lab(&tmp.path().join("release"));
+    let deep = tmp.path().join("folder/job".repeat(6)).join(".rollci");
+    let deep = deep.to_str().unwrap();
+    lab.expect(&["--workspace", deep, "provision"], 0);
+    let config = std::fs::read_to_string(Path::new(deep).join("ssh/config")).unwrap();
+    let line = config.lines().find(|l| l.contains("ControlPath")).unwrap();
+    let dir = line.split('"').nth(1).unwrap().trim_end_matches("/%C");
+    assert!(
+        dir.starts_with(&*std::env::temp_dir().to_string_lossy()),
+        "{line}"
+    );
+    assert!(Path::new(dir).is_dir());
+    lab.expect(&["--workspace", deep, "cleanup"], 0);
+    assert!(!Path::new(dir).exists(), "{dir} left behind");
+}

@@ -15,7 +15,7 @@ use super::settings::{KIND, Settings, VirtType, VmEntry};
 use super::virsh::{NAMESPACE, Virsh};
 use crate::exec::tools::Tool;
 use crate::provider::interface::{Destroyed, Finding, Owner, Provider};
-use crate::provider::ssh::{Ssh, Target};
+use crate::provider::ssh::{self, Ssh, Target};
 use crate::provider::strays;
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
@@ -355,6 +355,7 @@ impl Owner for Libvirt {
             }
             MASTER => Ok(gone(self.ssh.stop_master(&resource.name))),
             strays::KIND => strays::stop(resource),
+            ssh::SOCKET_DIR => ssh::remove_control_dir(resource),
             PARENT => Ok(Destroyed::Now),
             other => anyhow::bail!("the libvirt provider has no resource kind `{other}`"),
         }
@@ -380,6 +381,7 @@ impl Provider for Libvirt {
         };
         journal.state.hosts = self.hosts(&guests, parent_port);
         journal.save()?;
+        self.ssh.journal_control_dir(journal, KIND)?;
         self.ssh.write(
             &self.targets(&guests),
             self.settings.connect_timeout,

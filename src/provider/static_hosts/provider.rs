@@ -11,7 +11,7 @@ use super::settings::{KIND, Settings};
 use crate::exec::tools::Tool;
 use crate::exit::{Kind, fail};
 use crate::provider::interface::{Destroyed, Owner, Provider};
-use crate::provider::ssh::{Ssh, Target};
+use crate::provider::ssh::{self, Ssh, Target};
 use crate::provider::tunnel;
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
@@ -149,6 +149,7 @@ impl Owner for StaticHosts {
                 false => Ok(Destroyed::AlreadyGone),
             },
             tunnel::KIND => tunnel::stop(resource),
+            ssh::SOCKET_DIR => ssh::remove_control_dir(resource),
             // Released: the host existed before the run and stays as it is.
             HOST => Ok(Destroyed::Now),
             other => anyhow::bail!("the static provider has no resource kind `{other}`"),
@@ -158,6 +159,7 @@ impl Owner for StaticHosts {
 
 impl Provider for StaticHosts {
     fn acquire(&self, journal: &mut Journal) -> anyhow::Result<()> {
+        self.ssh.journal_control_dir(journal, KIND)?;
         self.ssh.write(
             &self.targets(),
             self.settings.connect_timeout,
