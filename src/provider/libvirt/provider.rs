@@ -402,8 +402,11 @@ impl Provider for Libvirt {
         let prefix = format!("rollci-{}-", journal.state.run_id);
         let names = match self.virsh.names() {
             Ok(names) => names,
-            // No libvirt to ask (never provisioned here): nothing can be left in it.
-            Err(_) => return Ok(()),
+            // Journaled domains still fail their destroy loudly; strays cannot be looked for.
+            Err(e) => {
+                crate::say_err!("warning: no stray domains looked for: {e:#}");
+                return Ok(());
+            }
         };
         for name in names.into_iter().filter(|n| n.starts_with(&prefix)) {
             let known = journal.state.resources.iter().any(|r| {
