@@ -5,6 +5,7 @@
 VENV     := $(CURDIR)/.venv
 JJB_VENV := $(CURDIR)/.venv-jjb
 KEYSTONE_VENV := $(CURDIR)/.venv-keystone
+MIMIC_VENV := $(CURDIR)/.venv-mimic
 GROOVY_LINT := jenkins/test/node/node_modules/.bin/npm-groovy-lint
 ROLLCI   := $(CURDIR)/target/debug/rollci
 DEMO     := examples/demo/rollci.toml
@@ -45,10 +46,12 @@ deps: $(VENV)/bin/ansible-playbook
 
 # What the tests need besides: groovy (the Jenkins harness), chromium (the HTML report),
 # Jenkins Job Builder (the config.xml reference), npm-groovy-lint (vars/ and Jenkinsfiles),
-# Keystone (OpenStack token probes), sshd (the static provider against a real ssh server),
-# libvirt + QEMU and the guest image (the libvirt provider; the image is cached by content
-# under /var/cache/rollci/guest, ~6 minutes to build once).
-test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT) $(KEYSTONE_VENV)/bin/gunicorn
+# Keystone (OpenStack token probes), mimic (Rackspace's OpenStack API emulator: Keystone
+# v2.0 and Nova, for the OpenStack tests), sshd (the static provider against a real ssh
+# server), libvirt + QEMU and the guest image (the libvirt provider; the image is cached by
+# content under /var/cache/rollci/guest, ~6 minutes to build once).
+test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT) $(KEYSTONE_VENV)/bin/gunicorn \
+           $(MIMIC_VENV)/bin/twistd
 	@scripts/need-packages groovy chromium /usr/sbin/sshd:openssh-server
 	@scripts/install-libvirt
 	@scripts/guest-image >/dev/null
@@ -57,6 +60,13 @@ test-deps: deps $(JJB_VENV)/bin/jenkins-jobs $(GROOVY_LINT) $(KEYSTONE_VENV)/bin
 $(KEYSTONE_VENV)/bin/gunicorn:
 	python3 -m venv $(KEYSTONE_VENV)
 	$(KEYSTONE_VENV)/bin/pip install --quiet 'keystone>=30,<31' 'gunicorn>=27,<28'
+
+# mimic for tests/mimic/start. attrs is pinned: a recent attrs (26.1 tried) has no
+# attr.validators.provides, and mimic then silently drops the plugins that use it (load
+# balancers, monitoring, queues) from its catalog.
+$(MIMIC_VENV)/bin/twistd:
+	python3 -m venv $(MIMIC_VENV)
+	$(MIMIC_VENV)/bin/pip install --quiet mimic==2.2.0 attrs==23.2.0
 
 $(GROOVY_LINT):
 	@scripts/need-packages npm

@@ -46,12 +46,18 @@ pub struct Global {
     /// Release to upgrade to (overrides the lab file's `to_release`).
     #[arg(long, global = true, env = "ROLLCI_TO_RELEASE")]
     pub to_release: Option<String>,
+    /// The cloud's region (the `openstack` provider; overrides the lab file's `region`).
+    #[arg(long, global = true, env = "ROLLCI_REGION")]
+    pub region: Option<String>,
+    /// The clouds.yaml entry (overrides the lab file's `cloud`).
+    #[arg(long, global = true, env = "OS_CLOUD")]
+    pub cloud: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Acquire the host, prepare it, build the lab and prepare its VMs.
-    Provision,
+    Provision(ProvisionArgs),
     /// Deploy the from-release.
     Deploy,
     /// Upgrade to the to-release (all at once or rolling, as the lab says); a re-run
@@ -76,6 +82,9 @@ pub enum Command {
     Results(ResultsArgs),
     /// Run the lab's availability probes alone (Ctrl-C stops them; results are written).
     Monitor(MonitorArgs),
+    /// Servers rollci rented from a cloud (`--cloud`) whose run is over or whose expiry
+    /// has passed; `--delete` removes those seen on two passes in a row.
+    Strays(StraysArgs),
     /// The lab's Jenkinsfile and job config.xml; push the job, lint the Jenkinsfile.
     #[command(subcommand)]
     Jenkins(JenkinsCommand),
@@ -96,6 +105,33 @@ pub struct ResultsArgs {
     #[arg(long, env = "ROLLCI_JUNIT")]
     pub junit: Option<PathBuf>,
     /// Print the counts (and every test) as JSON instead of a line of text.
+    #[arg(long, env = "ROLLCI_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Acquire the host(s) only (rent the server, wait for it) and stop: a later
+    /// `provision` goes on from there.
+    #[arg(long, env = "ROLLCI_ACQUIRE_ONLY")]
+    pub acquire_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StraysArgs {
+    /// Delete the strays seen on both passes (without it: list them).
+    #[arg(long, env = "ROLLCI_DELETE")]
+    pub delete: bool,
+    /// Time between the two passes.
+    #[arg(long, default_value = "60s", env = "ROLLCI_INTERVAL", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// The compute service's catalog name, when the catalog has several.
+    #[arg(long, env = "ROLLCI_SERVICE_NAME")]
+    pub service_name: Option<String>,
+    /// Only servers of this lab.
+    #[arg(long, env = "ROLLCI_LAB")]
+    pub lab: Option<String>,
+    /// Print JSON instead of lines of text.
     #[arg(long, env = "ROLLCI_JSON")]
     pub json: bool,
 }
@@ -183,6 +219,8 @@ impl Global {
     pub fn normalize(mut self) -> Global {
         self.from_release = self.from_release.filter(|r| !r.is_empty());
         self.to_release = self.to_release.filter(|r| !r.is_empty());
+        self.region = self.region.filter(|r| !r.is_empty());
+        self.cloud = self.cloud.filter(|r| !r.is_empty());
         self
     }
 

@@ -21,6 +21,8 @@ pub struct Ctx {
     pub journal: Journal,
     /// `upgrade --restart`: redo the components that passed in an earlier attempt.
     pub restart_upgrade: bool,
+    /// `provision --acquire-only`: stop once the host is acquired.
+    pub acquire_only: bool,
 }
 
 /// Releases given on the command line or by Jenkins, overriding the lab file's.
@@ -91,6 +93,7 @@ impl Ctx {
             executor: Box::new(runner::System),
             journal,
             restart_upgrade: false,
+            acquire_only: false,
         }
     }
 

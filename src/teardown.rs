@@ -82,7 +82,7 @@ fn owner_of<'a>(
     if data.owns(resource) {
         return Ok(data);
     }
-    if resource.owner.is_empty() || resource.owner == provider.name() {
+    if resource.owner.is_empty() || provider.owns(&resource.owner) {
         return Ok(provider);
     }
     anyhow::bail!(

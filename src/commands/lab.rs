@@ -2,7 +2,7 @@
 //! with the reports refreshed after it.
 
 use crate::cli::Global;
-use crate::config::Config;
+use crate::config::{Config, RunParams};
 use crate::context::{Ctx, Releases};
 use crate::exit::{self, Kind, fail};
 use crate::flow::Step;
@@ -13,7 +13,11 @@ use crate::workspace::journal;
 /// Loads the lab file, its provider's section included (a usage error when it is bad),
 /// without touching the workspace.
 pub fn load_config(g: &Global) -> anyhow::Result<Config> {
-    let config = Config::load(&g.config)?;
+    let mut config = Config::load(&g.config)?;
+    config.run = RunParams {
+        cloud: g.cloud.clone(),
+        region: g.region.clone(),
+    };
     crate::provider::from_config(&config, &g.workspace())?;
     Ok(config)
 }

@@ -13,6 +13,7 @@ mod report;
 mod results;
 mod run;
 mod status;
+mod strays;
 mod upgrade;
 mod verify;
 
@@ -22,7 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let global = cli.global.normalize();
     let g = &global;
     match cli.command {
-        Command::Provision => provision::run(g),
+        Command::Provision(args) => provision::run(g, args.acquire_only),
         Command::Deploy => deploy::run(g),
         Command::Upgrade(args) => upgrade::run(g, args.restart),
         Command::Verify(args) => verify::run(g, args.phase),
@@ -34,6 +35,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor => doctor::run(g),
         Command::Results(args) => results::run(&args),
         Command::Monitor(args) => monitor::run(g, args.duration),
+        Command::Strays(args) => strays::run(g, &args),
         Command::Jenkins(command) => jenkins::run(g, &command),
     }
 }

@@ -4,6 +4,9 @@ use super::lab;
 use crate::cli::Global;
 use crate::flow::Step;
 
-pub fn run(g: &Global) -> anyhow::Result<u8> {
-    lab::step_command(g, Step::Provision)
+pub fn run(g: &Global, acquire_only: bool) -> anyhow::Result<u8> {
+    let mut ctx = lab::open(g, true)?;
+    ctx.acquire_only = acquire_only;
+    lab::step(&mut ctx, Step::Provision)?;
+    Ok(crate::exit::OK)
 }

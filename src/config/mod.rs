@@ -49,6 +49,16 @@ pub struct Config {
     /// Its text, so that later checks (a provider's) can name the line of a key.
     #[serde(skip)]
     pub source: String,
+    /// Values of the run given as flags or `ROLLCI_*` variables (not TOML keys).
+    #[serde(skip)]
+    pub run: RunParams,
+}
+
+/// What Jenkins passes per build besides the releases: the cloud and its region.
+#[derive(Debug, Clone, Default)]
+pub struct RunParams {
+    pub cloud: Option<String>,
+    pub region: Option<String>,
 }
 
 /// `[lab]`: names and releases.

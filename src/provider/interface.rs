@@ -15,6 +15,11 @@ pub enum Destroyed {
 pub trait Owner {
     /// The name journaled as the `owner` of what it makes.
     fn name(&self) -> &'static str;
+    /// Whether resources journaled under `owner` are this one's to destroy (a provider that
+    /// composes another also owns what that one journaled).
+    fn owns(&self, owner: &str) -> bool {
+        owner == self.name()
+    }
     /// Destroys one resource; "already gone" is success.
     fn destroy(&self, resource: &Resource) -> anyhow::Result<Destroyed>;
 }

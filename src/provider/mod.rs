@@ -4,6 +4,7 @@
 mod interface;
 mod libvirt;
 mod local;
+mod openstack;
 mod sockets;
 mod ssh;
 mod static_hosts;
@@ -14,6 +15,7 @@ use crate::config::Config;
 
 pub use interface::{Destroyed, Finding, Owner, Provider};
 pub use local::Local;
+pub use openstack::{Leak, Sweep, sweep_cloud};
 
 /// The provider a lab file asks for, its `[provider]` settings parsed and validated by it
 /// (errors name the file, the line and the key).
@@ -36,13 +38,19 @@ pub fn from_config(
             workspace,
             &config.base_dir(),
         ))),
+        openstack::KIND => Ok(Box::new(openstack::OpenStack::new(
+            openstack::Settings::parse(config, settings)?,
+            config.run.clone(),
+            workspace,
+        ))),
         other => Err(config.problem(
             "provider.kind",
             format!(
-                "unknown provider `{other}` (known: `{}`, `{}`, `{}`)",
+                "unknown provider `{other}` (known: `{}`, `{}`, `{}`, `{}`)",
                 local::KIND,
                 static_hosts::KIND,
-                libvirt::KIND
+                libvirt::KIND,
+                openstack::KIND
             ),
         )),
     }

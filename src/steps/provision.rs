@@ -11,6 +11,10 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         teardown::teardown(ctx, Teardown::Host)?;
         return Err(err.context("failed to acquire the host (its resources were destroyed)"));
     }
+    if ctx.acquire_only {
+        crate::say!("--- host acquired; stopping there (--acquire-only)");
+        return Ok(());
+    }
     let release = ctx.journal.state.from_release.clone();
     let config = ctx.config.provision.clone();
     let vars = base_vars(ctx, "provision", &release);

@@ -12,6 +12,7 @@ mod jump;
 mod keystone;
 mod lab;
 mod libvirt;
+mod openstack;
 mod pipeline;
 mod reports;
 mod results;

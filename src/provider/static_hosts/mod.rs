@@ -4,4 +4,4 @@ mod provider;
 mod settings;
 
 pub use provider::StaticHosts;
-pub use settings::{KIND, Settings};
+pub use settings::{HostEntry, KIND, Settings};
