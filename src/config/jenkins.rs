@@ -27,6 +27,11 @@ pub struct JenkinsConfig {
     pub cloud_credentials: Option<String>,
     /// Jenkins credentials id (username/password) exported as `ROLLCI_ES_USER`/`ROLLCI_ES_PASSWORD`.
     pub es_credentials: Option<String>,
+    /// The choices of the job's `REGION` parameter (the reference pipeline's datacenter),
+    /// passed to rollci as `ROLLCI_REGION`; the first is the default. Without it, a lab
+    /// whose provider names a `region` gets that one choice.
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -48,6 +53,7 @@ impl Default for JenkinsConfig {
             on_check_failure: CheckFailure::default(),
             cloud_credentials: None,
             es_credentials: None,
+            regions: Vec::new(),
         }
     }
 }

@@ -30,6 +30,8 @@ struct Param {
     description: &'static str,
     /// The environment variable the pipeline passes it to rollci in.
     env: &'static str,
+    /// A choice parameter's values (the first is the default); empty: a string parameter.
+    choices: Vec<String>,
 }
 
 /// Everything the templates read; `None` values render as `null`, so strict mode still
@@ -62,20 +64,48 @@ struct ScmData<'a> {
 const WORKSPACE: &str = ".rollci";
 
 /// The build parameters of a lab; release defaults from `[lab]`, never from overrides, so
-/// the output only depends on the lab file. (A provider with a region would add `REGION`.)
+/// the output only depends on the lab file. A lab with regions (`[jenkins] regions`, or its
+/// provider's `region`) adds the `REGION` choice.
 fn parameters(config: &Config) -> Vec<Param> {
+    let mut regions = config.jenkins.regions.clone();
+    let provider_region = config
+        .provider
+        .settings
+        .get("region")
+        .and_then(|r| r.as_str());
+    if regions.is_empty()
+        && let Some(region) = provider_region
+    {
+        regions.push(region.to_string());
+    }
+    let mut params = releases(config);
+    if !regions.is_empty() {
+        params.push(Param {
+            name: "REGION",
+            default: regions[0].clone(),
+            description: "The cloud region (data center) the lab's host is rented in",
+            env: "ROLLCI_REGION",
+            choices: regions,
+        });
+    }
+    params
+}
+
+fn releases(config: &Config) -> Vec<Param> {
     vec![
         Param {
             name: "FROM_RELEASE",
             default: config.lab.from_release.clone(),
             description: "Release deployed first",
             env: "ROLLCI_FROM_RELEASE",
+            choices: Vec::new(),
         },
         Param {
             name: "TO_RELEASE",
             default: config.lab.to_release.clone(),
             description: "Release upgraded to",
             env: "ROLLCI_TO_RELEASE",
+            choices: Vec::new(),
         },
     ]
 }
@@ -212,6 +242,43 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn regions_become_a_choice_parameter_passed_as_rollci_region() {
+        let mut config = demo();
+        let text = jenkinsfile(&config, "lab.toml").unwrap();
+        assert!(!text.contains("REGION"), "{text}");
+        config.jenkins.regions = vec!["IAD".into(), "D'FW".into()];
+        let text = jenkinsfile(&config, "lab.toml").unwrap();
+        assert!(
+            text.contains("choice(name: 'REGION', choices: ['IAD', 'D\\'FW'],"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ROLLCI_REGION = \"${params.REGION}\""),
+            "{text}"
+        );
+        let xml = job_config(&config, "lab.toml", &Source::Inline).unwrap();
+        assert!(
+            xml.contains("<hudson.model.ChoiceParameterDefinition>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<string>IAD</string>") && xml.contains("<string>D&apos;FW</string>"),
+            "{xml}"
+        );
+        // A provider's own `region` is the one choice when the lab lists none.
+        config.jenkins.regions.clear();
+        config
+            .provider
+            .settings
+            .insert("region".into(), "ORD".into());
+        let text = jenkinsfile(&config, "lab.toml").unwrap();
+        assert!(
+            text.contains("choice(name: 'REGION', choices: ['ORD'],"),
+            "{text}"
+        );
     }
 
     #[test]
