@@ -37,6 +37,7 @@ bench: deps
 	$(VENV)/bin/python bench/subunit.py
 	$(VENV)/bin/python bench/overhead.py
 	$(VENV)/bin/python bench/lateness.py
+	$(VENV)/bin/python bench/openstack.py
 	@scripts/install-libvirt
 	$(VENV)/bin/python bench/vm.py --vm-lab
 

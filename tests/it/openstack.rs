@@ -471,3 +471,227 @@ fn strays_deletes_only_what_it_saw_leaked_on_both_passes() {
     );
     assert_eq!(left.len(), 3);
 }
+
+/// The Nova stand-in (`tests/fake_nova.py`), validating tokens against a real Keystone and
+/// registered in its catalog; `Drop` stops it.
+pub struct FakeNova {
+    child: std::process::Child,
+    pub url: String,
+    dump: tempfile::NamedTempFile,
+}
+
+impl Drop for FakeNova {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+impl FakeNova {
+    /// Starts it and registers it as `compute` in `regions` of `keystone`.
+    pub fn start(keystone: &crate::keystone::Keystone, regions: &[&str]) -> FakeNova {
+        use std::io::BufRead;
+        let dump = tempfile::NamedTempFile::new().unwrap();
+        let mut child = std::process::Command::new(Path::new(ROOT).join("tests/fake_nova.py"))
+            .args([
+                "--keystone",
+                &keystone.auth_url,
+                "--build-seconds",
+                "1",
+                "--dump",
+            ])
+            .arg(dump.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = serde_json::from_str::<Value>(&line).unwrap()["port"]
+            .as_u64()
+            .unwrap();
+        let nova = FakeNova {
+            child,
+            url: format!("http://127.0.0.1:{port}/v2.1"),
+            dump,
+        };
+        let info = json!({"auth_url": keystone.auth_url, "username": keystone.username,
+            "password": keystone.password, "project": keystone.project});
+        let mut args = vec!["register-compute".to_string(), nova.url.clone()];
+        for region in regions {
+            args.extend(["--region".to_string(), region.to_string()]);
+        }
+        let out = admin(&info, &args);
+        assert!(out.contains("service_id"), "{out}");
+        nova
+    }
+
+    /// What the stand-in saw: its servers (deleted ones too) and every request.
+    pub fn dump(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dump.path()).unwrap()).unwrap()
+    }
+}
+
+/// `tests/keystone/admin INFO ARGS…`: its stdout.
+fn admin(info: &Value, args: &[String]) -> String {
+    let out = std::process::Command::new(Path::new(ROOT).join("tests/keystone/admin"))
+        .arg(info.to_string())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keystone/admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn v3_lab(cloud: &str, extra: &str, metadata: &str) -> String {
+    lab_text(cloud, extra, metadata)
+        .replace("512MB Standard Instance", "m1.tiny")
+        .replace("Ubuntu 14.04 LTS (Trusty Tahr) (PVHVM)", "cirros")
+        .replace("network = \"public\"\n", "")
+}
+
+#[test]
+fn keystone_v3_password_from_clouds_yaml_with_a_region_of_the_catalog() {
+    let keystone = crate::keystone::Keystone::start();
+    let nova = FakeNova::start(&keystone, &["RegionOne", "RegionTwo"]);
+    let lab = Lab::with_text(&v3_lab("lab-cloud", "", ""));
+    let clouds = format!(
+        "clouds:\n  lab-cloud:\n    auth:\n      auth_url: {}\n      username: {}\n      \
+         project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n",
+        keystone.auth_url.trim_end_matches("/v3"),
+        keystone.username,
+        keystone.project
+    );
+    std::fs::write(lab.dir.path().join("clouds.yaml"), clouds).unwrap();
+    let secure = format!(
+        "clouds:\n  lab-cloud:\n    auth:\n      password: {}\n",
+        keystone.password
+    );
+    std::fs::write(lab.dir.path().join("secure.yaml"), secure).unwrap();
+    // Two regions and none chosen: the error names both.
+    let said = output(&lab.expect(&["provision"], 2));
+    assert!(
+        said.contains("several regions") && said.contains("RegionOne, RegionTwo"),
+        "{said}"
+    );
+    let said = output(&lab.expect(&["--region", "RegionThree", "provision"], 2));
+    assert!(
+        said.contains("regions there: RegionOne, RegionTwo"),
+        "{said}"
+    );
+    let said = output(&lab.expect(&["--region", "RegionTwo", "provision"], 0));
+    let servers = nova.dump()["servers"].as_array().unwrap().clone();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0]["status"], "ACTIVE");
+    assert_eq!(
+        lab.state()["hosts"][0]["address"],
+        servers[0]["addresses"]["private"][0]["addr"]
+    );
+    lab.expect(&["cleanup"], 0);
+    let dump = nova.dump();
+    assert_eq!(dump["servers"][0]["deleted"], true);
+    let requests = dump["requests"].as_array().unwrap();
+    assert!(
+        requests.iter().all(|r| r["status"] != 401),
+        "every request had a valid token"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["method"] == "DELETE" && r["status"] == 204)
+    );
+    let state = std::fs::read_to_string(lab.workspace().join("state.json")).unwrap();
+    assert!(!said.contains(&keystone.password) && !state.contains(&keystone.password));
+}
+
+#[test]
+fn keystone_v3_application_credentials_a_slow_refused_delete_and_no_valid_host() {
+    let keystone = crate::keystone::Keystone::start();
+    let nova = FakeNova::start(&keystone, &["RegionOne"]);
+    let info = json!({"auth_url": keystone.auth_url, "username": keystone.username,
+        "password": keystone.password, "project": keystone.project});
+    let credential: Value = serde_json::from_str(&admin(
+        &info,
+        &["app-credential".into(), "rollci-it".into()],
+    ))
+    .unwrap();
+    let secret = credential["secret"].as_str().unwrap().to_string();
+    let env = [
+        ("OS_AUTH_URL", keystone.auth_url.clone()),
+        ("OS_AUTH_TYPE", "v3applicationcredential".to_string()),
+        (
+            "OS_APPLICATION_CREDENTIAL_ID",
+            credential["id"].as_str().unwrap().to_string(),
+        ),
+        ("OS_APPLICATION_CREDENTIAL_SECRET", secret.clone()),
+    ];
+    let slow = "fake_delete_seconds = \"3\", fake_delete_409_times = \"2\"";
+    let lab = Lab::with_text(&v3_lab("x", "", slow).replace("cloud = \"x\"\n", ""));
+    let run = |args: &[&str]| {
+        let mut cmd = lab.cmd(args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&["provision"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let out = run(&["cleanup"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let dump = nova.dump();
+    let server = &dump["servers"][0];
+    assert_eq!(
+        server["deleted"], true,
+        "cleanup returned before the server was gone"
+    );
+    let deletes = dump["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "DELETE")
+        .count();
+    assert_eq!(deletes, 3, "two 409s, then the accepted delete");
+    assert!(!output(&out).contains(&secret));
+
+    let hopeless = Lab::with_text(
+        &v3_lab("x", "attempts = 3\n", "fake_no_valid_host = \"1\"").replace("cloud = \"x\"\n", ""),
+    );
+    let mut cmd = hopeless.cmd(&["provision"]);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", output(&out));
+    assert!(
+        output(&out).contains("No valid host was found"),
+        "{}",
+        output(&out)
+    );
+    let journaled = servers_journaled(&hopeless);
+    assert_eq!(journaled.len(), 1, "no valid host must not be retried");
+    assert_eq!(journaled[0]["status"], "destroyed");
+    let console = std::fs::read_dir(hopeless.workspace().join("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text: String = std::fs::read_dir(console.join("openstack"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    // The fault, and why there is no console (Nova answers 409 for a server in ERROR).
+    assert!(
+        text.contains("No valid host") && text.contains("is not ready"),
+        "fault and console kept: {text}"
+    );
+}
