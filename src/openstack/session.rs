@@ -343,6 +343,76 @@ mod tests {
         assert_eq!(body["auth"]["tenantName"], "t");
     }
 
+    /// A v2.0 Keystone (tokens in the body) whose tokens live `life` seconds, and a service
+    /// on the same port that answers 401 to the token `t1` when `revoke_first` is set.
+    fn keystone(life: i64, revoke_first: bool) -> crate::testing::Server {
+        let issued = std::sync::atomic::AtomicUsize::new(0);
+        crate::testing::Server::start(move |raw| {
+            if raw.starts_with("POST /v2.0/tokens") {
+                let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let expires = (Utc::now() + chrono::TimeDelta::seconds(life)).to_rfc3339();
+                let body = json!({"access": {"token": {"id": format!("t{n}"), "expires": expires},
+                    "serviceCatalog": []}});
+                return (200, body.to_string());
+            }
+            let stale = raw.to_ascii_lowercase().contains("x-auth-token: t1\r\n");
+            match revoke_first && stale {
+                true => (401, "{}".into()),
+                false => (200, "{\"ok\": true}".into()),
+            }
+        })
+    }
+
+    fn token_requests(server: &crate::testing::Server) -> usize {
+        let seen = server.requests.lock().unwrap();
+        seen.iter()
+            .filter(|r| r.starts_with("POST /v2.0/tokens"))
+            .count()
+    }
+
+    fn session(server: &crate::testing::Server) -> Session {
+        let url = format!("http://{}/v2.0", server.addr);
+        let cloud = cloud(&[
+            ("OS_AUTH_URL", &url),
+            ("OS_USERNAME", "u"),
+            ("OS_PASSWORD", "p"),
+        ]);
+        Session::open(cloud, Duration::from_secs(5)).unwrap()
+    }
+
+    #[test]
+    fn a_token_is_renewed_before_it_expires() {
+        // Five minutes and two seconds of life: fine at once, inside the margin soon after.
+        let server = keystone(302, false);
+        let session = session(&server);
+        let service = format!("http://{}/servers", server.addr);
+        assert_eq!(session.send(Http::GET, &service, None).unwrap().status, 200);
+        assert_eq!(token_requests(&server), 1);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(session.send(Http::GET, &service, None).unwrap().status, 200);
+        assert_eq!(
+            token_requests(&server),
+            2,
+            "renewed inside the last five minutes"
+        );
+        let seen = server.requests.lock().unwrap();
+        assert!(
+            seen.last()
+                .unwrap()
+                .to_ascii_lowercase()
+                .contains("x-auth-token: t2")
+        );
+    }
+
+    #[test]
+    fn a_401_renews_the_token_once_and_sends_again() {
+        let server = keystone(3600, true);
+        let session = session(&server);
+        let service = format!("http://{}/servers", server.addr);
+        assert_eq!(session.send(Http::GET, &service, None).unwrap().status, 200);
+        assert_eq!(token_requests(&server), 2);
+    }
+
     #[test]
     fn error_messages_come_from_the_openstack_error_body() {
         let a = Answer {
