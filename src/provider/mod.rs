@@ -42,6 +42,7 @@ pub fn from_config(
             openstack::Settings::parse(config, settings)?,
             config.run.clone(),
             workspace,
+            &config.base_dir(),
         ))),
         other => Err(config.problem(
             "provider.kind",

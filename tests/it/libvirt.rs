@@ -289,3 +289,112 @@ fn kill_9_in_the_middle_of_the_upgrade_then_cleanup_leaves_no_domain_or_master()
         .unwrap();
     assert_eq!(upgrade["outcome"], "interrupted", "{upgrade}");
 }
+
+/// A lab of one guest on a parent host: this machine reached over a real sshd on a loopback
+/// address of the test's own, as a rented server would be. virsh goes `qemu+ssh://` through
+/// the run's ssh_config, disks and the image cache live in the parent's `remote_dir`,
+/// Ansible reaches the guest with `ProxyJump`, and the probes go through the SOCKS tunnel.
+fn parent_lab(sshd: &crate::ssh_hosts::Sshd, remote: &Path) -> Lab {
+    let action =
+        |name: &str| format!("{{ name = \"{name}\", playbook = \"write.yml\", timeout = \"5m\" }}");
+    let lab = Lab::with_text(&format!(
+        "[lab]\nname = \"vm-parent\"\nfrom_release = \"A\"\nto_release = \"B\"\n\n\
+         [provider]\nkind = \"libvirt\"\nimage = {{ command = [\"{root}/scripts/guest-image\"] }}\n\
+         wait = \"8m\"\nremote_dir = \"{remote}\"\ntunnel = true\n\
+         parent = {{ name = \"hv\", address = \"{addr}\", port = {port}, user = \"root\", key = \"{key}\", groups = [\"hypervisors\"] }}\n\n\
+         [[provider.vms]]\nname = \"guest1\"\ngroups = [\"nodes\"]\nport = 22\n\n\
+         [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n\n\
+         [probing]\nbaseline = \"500ms\"\n\n\
+         [[probes]]\nname = \"guest-ssh\"\nkind = \"tcp\"\nurl = \"tcp://{{guest1}}\"\n\
+         banner = \"SSH-2.0\"\ninterval = \"1s\"\ntimeout = \"10s\"\nmax_downtime = \"0ms\"\n",
+        action("deploy"),
+        action("upgrade"),
+        root = ROOT,
+        remote = remote.display(),
+        addr = sshd.address,
+        port = sshd.port,
+        key = sshd.dir.join("user_key").display(),
+    ));
+    std::fs::write(
+        lab.dir.path().join("write.yml"),
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: /root/release\n        content: \"{{ rollci_release }}\"\n",
+    )
+    .unwrap();
+    lab
+}
+
+#[test]
+fn guests_on_a_parent_host_over_ssh_are_built_reached_through_it_and_removed() {
+    let _one = LIBVIRT.lock().unwrap_or_else(|e| e.into_inner());
+    let _daemon = Daemon::start();
+    let host = tempfile::Builder::new()
+        .prefix("rollci-parent-")
+        .tempdir()
+        .unwrap();
+    let sshd = crate::ssh_hosts::Sshd::start(host.path());
+    let remote = host.path().join("remote");
+    let lab = parent_lab(&sshd, &remote);
+    lab.expect(&["provision"], 0);
+    let run = run_id(&lab);
+    let domain = format!("rollci-{run}-guest1");
+    assert_eq!(domains_of(&run), vec![domain.clone()]);
+    // Built through the parent: its URI, its disk folder, the image copied into its cache.
+    let state = lab.state();
+    let resources = state["resources"].as_array().unwrap();
+    let record = resources.iter().find(|r| r["kind"] == "domain").unwrap();
+    assert!(
+        record["data"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("qemu+ssh://hv/system?"),
+        "{record}"
+    );
+    let disk = remote
+        .join("runs")
+        .join(&run)
+        .join(format!("{domain}.qcow2"));
+    assert!(disk.is_file(), "no overlay at {}", disk.display());
+    let cached: Vec<_> = std::fs::read_dir(remote.join("images"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].path().join("base.qcow2").is_file());
+    let config = std::fs::read_to_string(lab.workspace().join("ssh/config")).unwrap();
+    assert!(
+        config.contains("Host guest1\n  HostName 127.0.0.1\n")
+            && config.contains("  ProxyJump hv\n"),
+        "{config}"
+    );
+    assert_eq!(in_guest(&lab, &["hostname"]).trim(), "guest1");
+
+    lab.expect(&["deploy"], 0);
+    assert_eq!(in_guest(&lab, &["cat", "/root/release"]), "A");
+    lab.expect(&["upgrade"], 0);
+    assert_eq!(in_guest(&lab, &["cat", "/root/release"]), "B");
+    let availability = lab.json("evidence/availability.json");
+    let probe = &availability["services"][0];
+    assert!(
+        probe["probes"].as_u64().unwrap() > 0 && probe["downtime_ms"] == 0,
+        "{probe}"
+    );
+
+    lab.expect(&["cleanup"], 0);
+    assert_eq!(domains_of(&run), Vec::<String>::new());
+    assert_eq!(qemus_of(&run), Vec::<u32>::new());
+    assert!(
+        !remote.join("runs").join(&run).exists(),
+        "the run's folder on the parent is gone"
+    );
+    for r in lab.state()["resources"].as_array().unwrap() {
+        assert_eq!(r["status"], "destroyed", "{r}");
+    }
+    let masters = Command::new("ssh")
+        .arg("-F")
+        .arg(lab.workspace().join("ssh/config"))
+        .args(["-O", "check", "hv"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!masters.success(), "cleanup stopped the parent's master");
+}

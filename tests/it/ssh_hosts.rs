@@ -11,15 +11,15 @@ use crate::lab::{Lab, unique_block};
 
 /// A real sshd for one test, on its own address and port, with its own host key and one
 /// authorized user key (root's: these tests run as root, as CI does).
-struct Sshd {
-    dir: PathBuf,
-    address: Ipv4Addr,
-    port: u16,
+pub struct Sshd {
+    pub dir: PathBuf,
+    pub address: Ipv4Addr,
+    pub port: u16,
     child: Option<Child>,
 }
 
 impl Sshd {
-    fn start(dir: &Path) -> Sshd {
+    pub fn start(dir: &Path) -> Sshd {
         let [a, b, c, d] = unique_block();
         let address = Ipv4Addr::new(a, b, c, d + 1);
         let port = TcpListener::bind(SocketAddrV4::new(address, 0))

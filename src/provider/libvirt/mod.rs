@@ -1,7 +1,10 @@
 //! The `libvirt` provider: VMs the pipeline builds, on this machine or a parent host.
 
+mod boot;
 mod domain;
 mod image;
+mod machine;
+mod owner;
 mod provider;
 mod settings;
 mod virsh;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::config::validate::check_name;
+use crate::provider::static_hosts::{self, HostEntry};
 
 /// The `kind` that selects this provider.
 pub const KIND: &str = "libvirt";
@@ -45,8 +46,22 @@ pub struct Settings {
     pub connect_timeout: Duration,
     #[serde(default = "default_persist", with = "humantime_serde")]
     pub control_persist: Duration,
-    /// The machine the VMs run on, as a host of the lab (e.g. the load balancer's).
+    /// This machine, when the VMs run on it, as a host of the lab (e.g. the load
+    /// balancer's).
     pub host: Option<ParentEntry>,
+    /// A parent host the VMs run on instead, reached over ssh (like a `static` host):
+    /// virsh goes through `qemu+ssh://`, disks and the image cache live in `remote_dir`.
+    pub parent: Option<HostEntry>,
+    /// rollci's folder on the parent: `images/` (the guest image, copied once) and
+    /// `runs/<run>/` (disks, console logs).
+    #[serde(default = "default_remote_dir")]
+    pub remote_dir: PathBuf,
+    /// Send rollci's own probes through a SOCKS5 tunnel to the parent (`ssh -N -D`).
+    #[serde(default)]
+    pub tunnel: bool,
+    /// Also wait for `cloud-init status --wait` on the parent.
+    #[serde(default)]
+    pub cloud_init: bool,
     /// The guests, in `[[provider.vms]]` tables.
     pub vms: Vec<VmEntry>,
     /// Tools the lab's playbooks need besides ansible-playbook (checked by `doctor`).
@@ -96,10 +111,19 @@ pub struct VmEntry {
 impl Settings {
     /// Parses and checks the settings, with errors naming the lab file's line and key.
     pub fn parse(config: &Config, table: toml::Table) -> anyhow::Result<Settings> {
-        let mut settings: Settings = config.section("provider", table)?;
-        settings
-            .check()
-            .map_err(|(key, m)| config.problem(&key, m))?;
+        Settings::parse_at(config, "provider", table)
+    }
+
+    /// The same, for a table at `prefix` (a provider that composes this one).
+    pub fn parse_at(config: &Config, prefix: &str, table: toml::Table) -> anyhow::Result<Settings> {
+        let mut settings: Settings = config.section(prefix, table)?;
+        settings.check().map_err(|(key, m)| {
+            let key = key.replacen("provider", prefix, 1);
+            config.problem(&key, m)
+        })?;
+        if let Some(parent) = settings.parent.as_mut() {
+            parent.key = parent.key.take().map(|k| config.base_dir().join(k));
+        }
         // Absolute: the image command also runs in the lab's folder.
         let base = std::path::absolute(config.base_dir())?;
         settings.image.dir = settings.image.dir.take().map(|d| base.join(d));
@@ -157,6 +181,7 @@ impl Settings {
         if let Some(host) = &self.host {
             check_name(&host.name).map_err(|m| ("provider.host".to_string(), m))?;
         }
+        self.check_parent()?;
         let label_ok = self
             .qemu_label
             .chars()
@@ -169,6 +194,56 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+impl Settings {
+    /// A parent is a host like a `static` one, alone (no jump: nothing to jump through),
+    /// and then the lab's only non-VM host.
+    fn check_parent(&self) -> Result<(), (String, String)> {
+        let Some(parent) = &self.parent else {
+            return match self.tunnel {
+                true => Err((
+                    "provider.tunnel".into(),
+                    "a tunnel goes through a `parent`".into(),
+                )),
+                false => Ok(()),
+            };
+        };
+        let key = || "provider.parent".to_string();
+        if self.host.is_some() {
+            return Err((
+                key(),
+                "give `host` (this machine) or `parent`, not both".into(),
+            ));
+        }
+        if parent.jump.is_some() {
+            return Err((key(), "a parent has no `jump`".into()));
+        }
+        if self.vms.iter().any(|vm| vm.name == parent.name) {
+            return Err((key(), format!("host `{}` is named twice", parent.name)));
+        }
+        let remote = self.remote_dir.to_string_lossy();
+        if !remote.starts_with('/') || remote.contains("..") {
+            return Err((
+                "provider.remote_dir".into(),
+                "an absolute path without `..`".into(),
+            ));
+        }
+        let as_static = static_hosts::Settings {
+            hosts: vec![parent.clone()],
+            wait: self.wait,
+            connect_timeout: self.connect_timeout,
+            control_persist: self.control_persist,
+            cloud_init: false,
+            tunnel: None,
+            tools: Vec::new(),
+        };
+        as_static.check().map_err(|(_, m)| (key(), m))
+    }
+}
+
+fn default_remote_dir() -> PathBuf {
+    PathBuf::from("/var/lib/rollci")
 }
 
 fn default_uri() -> String {
@@ -213,6 +288,45 @@ mod tests {
         );
         let config = Config::parse(&text, std::path::Path::new("lab/rollci.toml"))?;
         Settings::parse(&config, config.provider.settings.clone())
+    }
+
+    #[test]
+    fn a_parent_is_a_checked_ssh_host_and_excludes_a_local_host() {
+        let vms = "image = { dir = \"img\" }\n[[provider.vms]]\nname = \"g1\"\n";
+        let parent =
+            "parent = { name = \"hv\", address = \"203.0.113.4\", user = \"root\", key = \"k\" }\n";
+        let s = parse(&format!("{parent}{vms}")).unwrap();
+        assert!(
+            s.parent
+                .as_ref()
+                .unwrap()
+                .key
+                .as_ref()
+                .unwrap()
+                .ends_with("lab/k")
+        );
+        assert_eq!(s.remote_dir, std::path::Path::new("/var/lib/rollci"));
+        let both = format!("host = {{ name = \"lb\" }}\n{parent}{vms}");
+        assert!(
+            parse(&both)
+                .unwrap_err()
+                .to_string()
+                .contains("`host` (this machine) or `parent`")
+        );
+        let bad = parent.replace("203.0.113.4", "x y");
+        let err = parse(&format!("{bad}{vms}")).unwrap_err().to_string();
+        assert!(
+            err.contains("`provider.parent`") && err.contains("not a host name"),
+            "{err}"
+        );
+        let err = parse(&format!("tunnel = true\n{vms}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a tunnel goes through a `parent`"), "{err}");
+        let err = parse(&format!("remote_dir = \"rel\"\n{parent}{vms}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`provider.remote_dir`"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::exec::tools::Tool;
 use crate::exit::{Kind, fail};
 use crate::openstack::nova::Refusal;
 use crate::provider::interface::{Destroyed, Finding, Owner, Provider};
+use crate::provider::libvirt::{self, Libvirt};
 use crate::provider::static_hosts::{self, HostEntry, StaticHosts};
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
 
@@ -28,15 +29,17 @@ pub struct OpenStack {
     settings: Settings,
     run: RunParams,
     workspace: PathBuf,
+    base_dir: PathBuf,
 }
 
 impl OpenStack {
-    pub fn new(settings: Settings, run: RunParams, workspace: &Path) -> OpenStack {
+    pub fn new(settings: Settings, run: RunParams, workspace: &Path, base_dir: &Path) -> OpenStack {
         let workspace = std::path::absolute(workspace).unwrap_or_else(|_| workspace.to_path_buf());
         OpenStack {
             settings,
             run,
             workspace,
+            base_dir: base_dir.to_path_buf(),
         }
     }
 
@@ -73,6 +76,28 @@ impl OpenStack {
             tools: Vec::new(),
         };
         StaticHosts::new(settings, &self.workspace)
+    }
+
+    /// The server as the parent of the lab's VMs (`[provider.libvirt]`), if the lab has any.
+    fn vms(&self, address: &str) -> Option<Libvirt> {
+        let mut settings = self.settings.vms.clone()?;
+        let s = &self.settings.server;
+        settings.parent = Some(HostEntry {
+            name: s.name.clone(),
+            address: address.to_string(),
+            port: s.port,
+            user: s.user.clone(),
+            key: s.key.clone(),
+            groups: s.groups.clone(),
+            jump: None,
+        });
+        Some(Libvirt::new(settings, &self.workspace, &self.base_dir))
+    }
+
+    fn address(&self, journal: &Journal) -> String {
+        let server = self.live_server(journal);
+        let address = server.and_then(|r| r.data["address"].as_str());
+        address.unwrap_or("0.0.0.0").to_string()
     }
 
     fn live_server<'a>(&self, journal: &'a Journal) -> Option<&'a Resource> {
@@ -355,12 +380,21 @@ impl Owner for OpenStack {
     }
 
     fn owns(&self, owner: &str) -> bool {
-        owner == KIND || owner == static_hosts::KIND
+        owner == KIND
+            || owner == static_hosts::KIND
+            || (owner == libvirt::KIND && self.settings.vms.is_some())
     }
 
     fn destroy(&self, resource: &Resource) -> anyhow::Result<Destroyed> {
         match (resource.owner.as_str(), resource.kind.as_str()) {
             (static_hosts::KIND, _) => self.parent("0.0.0.0").destroy(resource),
+            (libvirt::KIND, _) => match self.vms("0.0.0.0") {
+                Some(vms) => vms.destroy(resource),
+                None => anyhow::bail!(
+                    "this lab has no `[provider.libvirt]` for `{}`",
+                    resource.name
+                ),
+            },
             (_, SERVER) => self.destroy_server(resource),
             (_, other) => anyhow::bail!("the openstack provider has no resource kind `{other}`"),
         }
@@ -381,8 +415,12 @@ impl Provider for OpenStack {
         }
     }
 
-    fn build(&self, _journal: &mut Journal) -> anyhow::Result<()> {
-        Ok(())
+    /// The VMs on the server, when the lab has `[provider.libvirt]`.
+    fn build(&self, journal: &mut Journal) -> anyhow::Result<()> {
+        match self.vms(&self.address(journal)) {
+            Some(vms) => vms.build(journal),
+            None => Ok(()),
+        }
     }
 
     fn reconcile(&self, _journal: &mut Journal) -> anyhow::Result<()> {
@@ -393,6 +431,11 @@ impl Provider for OpenStack {
     /// rollci was killed) are found by their tag, in the journaled cloud and region.
     fn find_strays(&self, journal: &mut Journal) -> anyhow::Result<()> {
         self.parent("0.0.0.0").find_strays(journal)?;
+        if let Some(vms) = self.vms(&self.address(journal))
+            && self.live_server(journal).is_some()
+        {
+            vms.find_strays(journal)?;
+        }
         let Some(record) = journal
             .state
             .resources

@@ -59,6 +59,12 @@ pub struct Settings {
     #[serde(default)]
     pub tunnel: bool,
     pub server: ServerEntry,
+    /// VMs on the server: a `libvirt` provider's settings (`[provider.libvirt]`, with
+    /// `[[provider.libvirt.vms]]`) whose parent is the server.
+    pub libvirt: Option<toml::Table>,
+    /// Those settings, parsed (not a key of the lab file).
+    #[serde(skip)]
+    pub vms: Option<crate::provider::libvirt::Settings>,
     /// Tools the lab's playbooks need besides ansible-playbook (checked by `doctor`).
     #[serde(default)]
     pub tools: Vec<String>,
@@ -115,6 +121,23 @@ impl Settings {
         settings
             .check()
             .map_err(|(key, m)| config.problem(&key, m))?;
+        if let Some(table) = settings.libvirt.take() {
+            let vms =
+                crate::provider::libvirt::Settings::parse_at(config, "provider.libvirt", table)?;
+            if vms.parent.is_some() || vms.host.is_some() || vms.tunnel {
+                return Err(config.problem(
+                    "provider.libvirt",
+                    "the VMs' parent is the server: no `parent`, `host` or `tunnel` here",
+                ));
+            }
+            if settings.reach == Reach::None {
+                return Err(config.problem(
+                    "provider.libvirt",
+                    "VMs on the server need `reach = \"ssh\"`",
+                ));
+            }
+            settings.vms = Some(vms);
+        }
         let base = std::path::absolute(config.base_dir())?;
         let server = &mut settings.server;
         server.key = server.key.take().map(|k| base.join(k));
@@ -242,6 +265,25 @@ mod tests {
         assert_eq!(s.attempts, 3);
         assert_eq!(s.reach, Reach::Ssh);
         assert!(s.server.key.unwrap().ends_with("lab/keys/id"));
+    }
+
+    #[test]
+    fn vms_on_the_server_are_libvirt_settings_checked_at_their_own_keys() {
+        let server = "[provider.server]\nname = \"host\"\nflavor = \"f\"\nimage = \"i\"\n";
+        let vms = "[provider.libvirt]\nimage = { dir = \"img\" }\n[[provider.libvirt.vms]]\nname = \"g1\"\n";
+        let s = parse(&format!("{server}{vms}")).unwrap();
+        assert_eq!(s.vms.unwrap().vms[0].name, "g1");
+        let err = parse(&format!("{server}{vms}memory_mib = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`provider.libvirt.vms[0].memory_mib`"),
+            "{err}"
+        );
+        let err = parse(&format!("reach = \"none\"\n{server}{vms}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("need `reach = \"ssh\"`"), "{err}");
     }
 
     #[test]

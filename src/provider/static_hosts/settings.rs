@@ -69,7 +69,8 @@ impl Settings {
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), (String, String)> {
+    /// Every host's values (they are written into an ssh_config) and the jumps.
+    pub fn check(&self) -> Result<(), (String, String)> {
         if self.hosts.is_empty() {
             return Err((
                 "provider.hosts".into(),
