@@ -13,6 +13,7 @@ use crate::checks::probe;
 use crate::config::{Config, PersistentConfig, RequestConfig};
 use crate::context::Ctx;
 use crate::provider::{self, Destroyed};
+use crate::secret::Secret;
 use crate::workspace::evidence::{self, Persistent, PersistentOutcome};
 use crate::workspace::journal::{Layer, Resource, State, Status};
 
@@ -57,6 +58,7 @@ fn create(
         .live()
         .find(|r| r.layer == Layer::Host)
         .map(|r| r.id.clone());
+    let token = token(config)?;
     let delete = expanded(&config.delete, hosts);
     let data = json!({ "delete": delete_data(&delete) });
     // A re-run of `verify --phase before` recreates the resource under its first record.
@@ -76,10 +78,19 @@ fn create(
             data,
         )?,
     };
-    let created = call(&expanded(&config.create, hosts));
-    let checksum = match created {
-        Ok(_) => read_checksum(config, hosts),
-        Err(e) => Err(e),
+    let created = call(&authed(expanded(&config.create, hosts), &token));
+    let captured = created.as_ref().map(|body| capture(config, body));
+    let checksum = match &captured {
+        Ok(Ok(values)) => {
+            if let Some(r) = ctx.journal.state.resource_mut(&id) {
+                r.data["captured"] = json!(values);
+                let delete = expanded(&config.delete, &with(hosts, values));
+                r.data["delete"] = delete_data(&delete);
+            }
+            read_checksum(config, &with(hosts, values), &token)
+        }
+        Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
     };
     // Even a half-failed create may have left something: it stays journaled for cleanup.
     ctx.journal.set_status(&id, Status::Created)?;
@@ -112,7 +123,8 @@ pub fn verify_all(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
             .iter()
             .find(|p| p.name == config.name)
             .and_then(|p| p.checksum.clone());
-        after.push(check(config, old, &hosts));
+        let vars = with(&hosts, &captured_of(&ctx.journal.state, &config.name));
+        after.push(check(config, old, &vars));
     }
     evidence::write(&ctx.workspace, FILE, &after)?;
     Ok(after
@@ -137,7 +149,8 @@ fn check(
     old: Option<String>,
     hosts: &BTreeMap<String, String>,
 ) -> Persistent {
-    match (read_checksum(config, hosts), old) {
+    let checked = token(config).and_then(|t| read_checksum(config, hosts, &t));
+    match (checked, old) {
         (Ok(Some(now)), Some(old)) if now == old => {
             record(config, PersistentOutcome::Intact, Some(now), None)
         }
@@ -180,8 +193,9 @@ fn record(
 fn read_checksum(
     config: &PersistentConfig,
     hosts: &BTreeMap<String, String>,
+    token: &Option<Secret>,
 ) -> anyhow::Result<Option<String>> {
-    let read = expanded(&config.read, hosts);
+    let read = authed(expanded(&config.read, hosts), token);
     let (status, body) = exchange(&read)?;
     if status == 404 {
         return Ok(None);
@@ -234,8 +248,15 @@ impl Owner {
     /// The delete request of a resource: the lab file's, else (its entry was removed from
     /// the lab file since) the method and URL journaled when it was created.
     fn delete_request(&self, resource: &Resource) -> anyhow::Result<RequestConfig> {
+        let captured = resource.data["captured"].as_object().into_iter().flatten();
+        let captured: BTreeMap<String, String> = captured
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
         match self.configs.iter().find(|c| c.name == resource.name) {
-            Some(config) => Ok(expanded(&config.delete, &self.hosts)),
+            Some(config) => Ok(authed(
+                expanded(&config.delete, &with(&self.hosts, &captured)),
+                &token(config)?,
+            )),
             None => serde_json::from_value(resource.data["delete"].clone())
                 .context("persistent resource without its delete request"),
         }
@@ -265,7 +286,8 @@ impl provider::Owner for Owner {
     }
 }
 
-fn call(request: &RequestConfig) -> anyhow::Result<()> {
+/// Sends a request that must be accepted; its answer's body.
+fn call(request: &RequestConfig) -> anyhow::Result<String> {
     let (status, body) = exchange(request)?;
     anyhow::ensure!(
         probe::accepted(request, status),
@@ -273,7 +295,74 @@ fn call(request: &RequestConfig) -> anyhow::Result<()> {
         request.method,
         request.url
     );
-    Ok(())
+    Ok(body)
+}
+
+/// A Keystone token of the lab's cloud (the `OS_*` variables) when the resource asks.
+fn token(config: &PersistentConfig) -> anyhow::Result<Option<Secret>> {
+    if config.auth.is_none() {
+        return Ok(None);
+    }
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let cloud = crate::openstack::clouds::from_env(&var)?;
+    let session = crate::openstack::session::Session::open(cloud, TIMEOUT)
+        .with_context(|| format!("persistent resource `{}`: no token", config.name))?;
+    Ok(Some(session.token()?))
+}
+
+/// The request with the token (headers are never journaled).
+fn authed(mut request: RequestConfig, token: &Option<Secret>) -> RequestConfig {
+    if let Some(token) = token {
+        let header = "X-Auth-Token".to_string();
+        request.headers.insert(header, token.expose().to_string());
+    }
+    request
+}
+
+/// The create answer's captured values, or what is missing.
+fn capture(config: &PersistentConfig, body: &str) -> Result<BTreeMap<String, String>, String> {
+    if config.capture.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|_| "the create answer is not JSON".to_string())?;
+    let mut captured = BTreeMap::new();
+    for (name, pointer) in &config.capture {
+        let found = value
+            .pointer(pointer)
+            .ok_or(format!("no `{pointer}` in the create answer"))?;
+        let text = match found {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        captured.insert(name.clone(), text);
+    }
+    Ok(captured)
+}
+
+fn captured_of(state: &State, name: &str) -> BTreeMap<String, String> {
+    let record = state
+        .resources
+        .iter()
+        .rev()
+        .find(|r| r.owner == OWNER && r.name == name);
+    let values = record
+        .and_then(|r| r.data["captured"].as_object().cloned())
+        .unwrap_or_default();
+    values
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+        .collect()
+}
+
+/// The hosts' values and the captured ones (`{id}`).
+fn with(
+    hosts: &BTreeMap<String, String>,
+    captured: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut vars = hosts.clone();
+    vars.extend(captured.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars
 }
 
 fn exchange(request: &RequestConfig) -> anyhow::Result<(u16, String)> {

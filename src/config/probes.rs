@@ -148,6 +148,13 @@ pub struct PersistentConfig {
     pub delete: RequestConfig,
     /// RFC 6901 pointer of the part of the read body that must not change (e.g. `/content`).
     pub json_pointer: Option<String>,
+    /// `"openstack"`: every request carries a Keystone token (from the `OS_*` variables, the
+    /// lab's own cloud), create, read and the delete at cleanup alike.
+    pub auth: Option<ProbeAuth>,
+    /// Values of the create's answer (name → RFC 6901 pointer, e.g. `id = "/project/id"`),
+    /// usable as `{name}` in `read` and `delete`; journaled, so cleanup can delete it.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
 }
 
 fn default_interval() -> Duration {

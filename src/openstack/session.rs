@@ -130,6 +130,11 @@ impl Session {
         Ok(Answer { status, body })
     }
 
+    /// The current token (renewed first when it is about to expire).
+    pub fn token(&self) -> anyhow::Result<Secret> {
+        self.current()
+    }
+
     fn current(&self) -> anyhow::Result<Secret> {
         let mut token = self.token.lock().expect("token lock");
         if token.expires.is_some_and(|e| e - Utc::now() < RENEW_BEFORE) {

@@ -564,3 +564,95 @@ fn a_wrong_os_password_fails_every_probe_with_401_and_never_shows() {
         "{requests:?}"
     );
 }
+
+/// A persistent resource of the lab's own cloud: a Keystone project created with a token,
+/// found again by the id captured from the create's answer, and deleted by cleanup.
+#[test]
+fn a_keystone_project_is_a_persistent_resource_found_by_its_captured_id() {
+    let keystone = Keystone::start();
+    let b = unique_block();
+    let name = format!("rollci-persist-{}", std::process::id());
+    let lab = Lab::with_text(&format!(
+        r#"[lab]
+name = "keystone-data"
+from_release = "A"
+to_release = "B"
+
+[provider]
+kind = "local"
+nodes = 1
+base_address = "{}.{}.{}.{}"
+
+[upgrade]
+mode = "all-at-once"
+action = {{ name = "noop", command = ["true"] }}
+
+[[persistent]]
+name = "project"
+auth = "openstack"
+capture = {{ id = "/project/id" }}
+create = {{ method = "POST", url = "http://127.0.0.1:{port}/v3/projects", body = '{{"project": {{"name": "{name}", "domain_id": "default"}}}}', expect_status = [201] }}
+read = {{ url = "http://127.0.0.1:{port}/v3/projects/{{id}}" }}
+delete = {{ method = "DELETE", url = "http://127.0.0.1:{port}/v3/projects/{{id}}", expect_status = [204] }}
+json_pointer = "/project/name"
+"#,
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        port = keystone.port
+    ));
+    let env = keystone.os_env(&keystone.password);
+    let run = |args: &[&str]| {
+        let mut cmd = lab.cmd(args);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        eprintln!(
+            "--- rollci {args:?} -> {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "rollci {args:?}");
+        out
+    };
+    run(&["provision"]);
+    let before = run(&["verify", "--phase", "before"]);
+    let state = lab.state();
+    let record = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "api-resource")
+        .unwrap()
+        .clone();
+    let id = record["data"]["captured"]["id"]
+        .as_str()
+        .expect("the id is journaled")
+        .to_string();
+    assert!(
+        record["data"]["delete"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&id),
+        "{record}"
+    );
+    let admin = keystone.token();
+    let (status, _, body) =
+        keystone.request("GET", &format!("/v3/projects/{id}"), Some(&admin), None);
+    assert_eq!(status, 200);
+    assert!(body.contains(&name), "{body}");
+    run(&["verify", "--phase", "after"]);
+    let persistent = lab.json("evidence/persistent.json");
+    assert_eq!(persistent[0]["outcome"], "intact", "{persistent}");
+    let cleanup = run(&["cleanup"]);
+    let (status, _, _) = keystone.request("GET", &format!("/v3/projects/{id}"), Some(&admin), None);
+    assert_eq!(status, 404, "cleanup deleted the project");
+    assert_not_leaked(
+        &lab,
+        &keystone.password,
+        &[&before.stdout, &before.stderr, &cleanup.stdout],
+    );
+}
