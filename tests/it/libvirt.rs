@@ -67,6 +67,17 @@ fn domains_of(run: &str) -> Vec<String> {
     ours.map(String::from).collect()
 }
 
+/// The libvirt networks of `run` (isolated ones: no address on this machine).
+fn networks_of(run: &str) -> Vec<String> {
+    let names = virsh(&["net-list", "--all", "--name"]);
+    let prefix = format!("rollci-{run}-");
+    let ours = names
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(&prefix));
+    ours.map(String::from).collect()
+}
+
 /// QEMU processes whose command line names a domain of `run`.
 fn qemus_of(run: &str) -> Vec<u32> {
     let needle = format!("rollci-{run}-");
@@ -107,7 +118,8 @@ fn lab_upgraded_by(playbook: &str) -> Lab {
         "[lab]\nname = \"vm1\"\nfrom_release = \"A\"\nto_release = \"B\"\n\n\
          [provider]\nkind = \"libvirt\"\nimage = {{ command = [\"{root}/scripts/guest-image\"] }}\n\
          address = \"{a}.{b}.{c}.{d}\"\nwait = \"8m\"\n\n\
-         [[provider.vms]]\nname = \"guest1\"\ngroups = [\"nodes\"]\nport = 22\n\n\
+         [[provider.networks]]\nname = \"mgmt\"\n\n\
+         [[provider.vms]]\nname = \"guest1\"\ngroups = [\"nodes\"]\nport = 22\nnetworks = [\"mgmt\"]\n\n\
          [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n\n\
          [probing]\nbaseline = \"500ms\"\n\n\
          [[probes]]\nname = \"guest-ssh\"\nkind = \"tcp\"\nurl = \"tcp://{{guest1}}\"\n\
@@ -184,6 +196,16 @@ fn a_real_guest_boots_runs_playbooks_over_ssh_and_cleanup_leaves_nothing() {
         "{tag}"
     );
     assert_eq!(in_guest(&lab, &["hostname"]).trim(), "guest1");
+    // Its second card is on the lab's isolated network.
+    assert_eq!(networks_of(&run), vec![format!("rollci-{run}-mgmt")]);
+    let cards = virsh(&["domiflist", &domain]);
+    assert!(cards.contains(&format!("rollci-{run}-mgmt")), "{cards}");
+    let links = in_guest(&lab, &["ls", "/sys/class/net"]);
+    assert_eq!(
+        links.split_whitespace().filter(|l| *l != "lo").count(),
+        2,
+        "{links}"
+    );
 
     lab.expect(&["deploy"], 0);
     assert_eq!(in_guest(&lab, &["cat", "/root/release"]), "A");
@@ -197,6 +219,7 @@ fn a_real_guest_boots_runs_playbooks_over_ssh_and_cleanup_leaves_nothing() {
 
     lab.expect(&["cleanup"], 0);
     assert_eq!(domains_of(&run), Vec::<String>::new());
+    assert_eq!(networks_of(&run), Vec::<String>::new());
     assert_eq!(qemus_of(&run), Vec::<u32>::new());
     assert_eq!(overlays(&lab), Vec::<PathBuf>::new());
     let state = lab.state();
@@ -244,6 +267,7 @@ fn kill_9_in_the_middle_of_provisioning_then_cleanup_leaves_no_domain_or_disk() 
 
     lab.expect(&["cleanup"], 0);
     assert_eq!(domains_of(&run), Vec::<String>::new());
+    assert_eq!(networks_of(&run), Vec::<String>::new());
     assert_eq!(qemus_of(&run), Vec::<u32>::new());
     assert_eq!(overlays(&lab), Vec::<PathBuf>::new());
 }

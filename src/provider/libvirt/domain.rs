@@ -36,6 +36,25 @@ pub struct Spec {
     pub qemu_label: String,
     /// QEMU's `-netdev` value: user-mode networking, restricted, with the forwards.
     pub netdev: String,
+    /// Cards on libvirt networks of the lab, besides QEMU's own.
+    pub networks: Vec<Card>,
+}
+
+/// A card on a libvirt network, on a PCI slot after QEMU's own card (0x10): that one stays
+/// the guest's first interface, the one its init gives the user-mode address.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Card {
+    pub network: String,
+    pub slot: String,
+}
+
+/// The cards for these networks (at most 8, checked with the settings).
+pub fn cards(networks: impl IntoIterator<Item = String>) -> Vec<Card> {
+    let cards = networks.into_iter().enumerate().map(|(i, network)| Card {
+        network,
+        slot: format!("0x{:02x}", 0x11 + i),
+    });
+    cards.collect()
 }
 
 /// How a guest runs: under KVM or QEMU's TCG emulation.
@@ -143,6 +162,7 @@ pub fn sample(dir: &std::path::Path) -> Spec {
                 guest_port: 22,
             }],
         ),
+        networks: cards(["rollci-20261202T1-7-mgmt".to_string()]),
     }
 }
 
@@ -208,8 +228,22 @@ mod tests {
         let spec = sample(dir.path());
         let path = dir.path().join("domain.xml");
         std::fs::write(&path, spec.render(TEMPLATE).unwrap()).unwrap();
+        let net = super::super::network::NetSpec {
+            name: spec.networks[0].network.clone(),
+            lab: "vm".into(),
+            run: "20261202T1-7".into(),
+            role: "mgmt".into(),
+            address: None,
+            prefix: 0,
+            mtu: None,
+        };
+        let net_path = dir.path().join("net.xml");
+        let net_xml = net.render(super::super::network::TEMPLATE).unwrap();
+        std::fs::write(&net_path, net_xml).unwrap();
         let script = format!(
-            "define {p}; start {n}; metadata {n} {ns}; destroy {n}; undefine {n}; list --all --name",
+            "net-define {np}; net-start {nn}; define {p}; start {n}; domiflist {n}; metadata {n} {ns}; destroy {n}; undefine {n}; net-destroy {nn}; net-undefine {nn}; list --all --name",
+            np = net_path.display(),
+            nn = net.name,
             p = path.display(),
             n = spec.name,
             ns = super::super::virsh::NAMESPACE
@@ -227,6 +261,10 @@ mod tests {
         assert!(
             stdout.contains("lab=\"vm\" run=\"20261202T1-7\""),
             "{stdout}"
+        );
+        assert!(
+            stdout.contains("rollci-20261202T1-7-mgmt"),
+            "the card is on the network: {stdout}"
         );
         let listed: Vec<&str> = stdout
             .lines()

@@ -4,6 +4,7 @@ mod boot;
 mod domain;
 mod image;
 mod machine;
+mod network;
 mod owner;
 mod provider;
 mod settings;

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::domain::Accel;
 use super::image::Image;
 use super::machine::Machine;
+use super::network;
 use super::provider::{DISK, DOMAIN, Libvirt, MASTER, PARENT, RUN_DIR};
 use super::settings::KIND;
 use super::virsh::Virsh;
@@ -50,6 +51,16 @@ impl Owner for Libvirt {
                 };
                 Ok(gone(virsh.remove(name)?))
             }
+            network::NETWORK => {
+                let name = resource.data["network"]
+                    .as_str()
+                    .context("network without a name")?;
+                let virsh = match resource.data["uri"].as_str() {
+                    Some(uri) if !uri.starts_with("qemu+ssh://") => Virsh::new(uri),
+                    _ => self.virsh()?,
+                };
+                network::remove(&virsh, name)
+            }
             DISK => self.machine.remove(path()?),
             RUN_DIR => self.machine.remove_dir(path()?),
             MASTER => Ok(gone(self.ssh.stop_master(&resource.name))),
@@ -58,6 +69,48 @@ impl Owner for Libvirt {
             PARENT => Ok(Destroyed::Now),
             other => anyhow::bail!("the libvirt provider has no resource kind `{other}`"),
         }
+    }
+}
+
+impl Libvirt {
+    /// Networks of this run the journal missed (killed between `net-define` and the
+    /// journal write): the run's name prefix is theirs alone.
+    fn network_strays(
+        &self,
+        journal: &mut Journal,
+        virsh: &Virsh,
+        prefix: &str,
+    ) -> anyhow::Result<()> {
+        if self.settings.networks.is_empty() {
+            return Ok(());
+        }
+        let listed = virsh.call_ok(&["net-list", "--all", "--name"])?;
+        for name in listed
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(prefix))
+        {
+            let known = journal.state.resources.iter().any(|r| {
+                r.kind == network::NETWORK
+                    && r.data["network"] == name
+                    && r.status != Status::Destroyed
+            });
+            if !known {
+                let data = json!({ "network": name, "uri": virsh.uri });
+                let role = name[prefix.len()..].to_string();
+                let id = journal.begin_resource(
+                    KIND,
+                    network::NETWORK,
+                    &role,
+                    Layer::Network,
+                    None,
+                    data,
+                )?;
+                journal.set_status(&id, Status::Created)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +149,7 @@ impl Provider for Libvirt {
                 return Ok(());
             }
         };
+        self.network_strays(journal, &virsh, &prefix)?;
         for name in names.into_iter().filter(|n| n.starts_with(&prefix)) {
             let known = journal.state.resources.iter().any(|r| {
                 r.kind == DOMAIN && r.data["domain"] == name && r.status != Status::Destroyed

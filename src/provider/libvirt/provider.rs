@@ -12,7 +12,8 @@ use serde_json::json;
 use super::domain::{self, Accel, Forward, Spec};
 use super::image::Image;
 use super::machine::Machine;
-use super::settings::{KIND, Settings, VirtType, VmEntry};
+use super::network;
+use super::settings::{KIND, NetEntry, Settings, VirtType, VmEntry};
 use super::virsh::{NAMESPACE, Virsh};
 use crate::provider::ssh::{Ssh, Target};
 use crate::provider::static_hosts::{self, StaticHosts};
@@ -218,8 +219,8 @@ impl Libvirt {
             namespace: NAMESPACE,
             virt_type: accel.virt_type(),
             cpu_mode: accel.cpu_mode(),
-            memory_mib: self.settings.memory_mib,
-            vcpus: self.settings.vcpus,
+            memory_mib: vm.memory_mib.unwrap_or(self.settings.memory_mib),
+            vcpus: vm.vcpus.unwrap_or(self.settings.vcpus),
             kernel: image.kernel.clone(),
             initrd: image.initrd.clone(),
             cmdline: domain::cmdline(&image.cmdline, &vm.name, key),
@@ -227,6 +228,11 @@ impl Libvirt {
             console_log: console.clone(),
             qemu_label: self.settings.qemu_label.clone(),
             netdev: domain::netdev(address, &forwards),
+            networks: domain::cards(
+                vm.networks
+                    .iter()
+                    .map(|n| network::name(&journal.state.run_id, n)),
+            ),
         };
         let xml = spec.render(&self.template()?)?;
         let xml_path = self.workspace.join("lab").join(format!("{domain}.xml"));
@@ -348,6 +354,8 @@ impl Libvirt {
         let image = Image::resolve(&self.settings.image, &self.base_dir)?;
         let image = self.machine.place(image)?;
         let key = self.public_key()?;
+        let parent = self.parent_id(journal)?;
+        self.define_networks(journal, &parent)?;
         for vm in &self.settings.vms {
             self.define(journal, vm, &image, &key)?;
         }
@@ -367,5 +375,63 @@ impl Libvirt {
             self.settings.control_persist,
         )?;
         self.boot(journal, &guests)
+    }
+    /// Journals, defines and starts every network of the lab not yet there.
+    pub(super) fn define_networks(
+        &self,
+        journal: &mut Journal,
+        parent: &str,
+    ) -> anyhow::Result<()> {
+        for net in &self.settings.networks {
+            let known = journal
+                .state
+                .live()
+                .any(|r| r.kind == network::NETWORK && r.name == net.name);
+            if !known {
+                self.define_network(journal, net, parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn define_network(
+        &self,
+        journal: &mut Journal,
+        net: &NetEntry,
+        parent: &str,
+    ) -> anyhow::Result<()> {
+        let state = &journal.state;
+        let spec = network::NetSpec {
+            name: network::name(&state.run_id, &net.name),
+            lab: state.lab.clone(),
+            run: state.run_id.clone(),
+            role: net.name.clone(),
+            address: net.cidr().map(|(a, _)| a),
+            prefix: net.cidr().map_or(0, |(_, p)| p),
+            mtu: net.mtu,
+        };
+        let template = match &self.settings.network_template {
+            None => network::TEMPLATE.to_string(),
+            Some(path) => network::read_template(path)?,
+        };
+        let xml = spec.render(&template)?;
+        let path = self
+            .workspace
+            .join("lab")
+            .join(format!("{}.net.xml", spec.name));
+        crate::workspace::atomic::write(&path, xml.as_bytes())?;
+        let virsh = self.virsh()?;
+        let data = json!({ "network": spec.name, "uri": virsh.uri, "xml": path });
+        let id = journal.begin_resource(
+            KIND,
+            network::NETWORK,
+            &net.name,
+            Layer::Network,
+            Some(parent),
+            data,
+        )?;
+        virsh.call_ok(&["net-define", &path.to_string_lossy()])?;
+        virsh.call_ok(&["net-start", &spec.name])?;
+        journal.set_status(&id, Status::Created)
     }
 }

@@ -64,6 +64,11 @@ pub struct Settings {
     pub cloud_init: bool,
     /// The guests, in `[[provider.vms]]` tables.
     pub vms: Vec<VmEntry>,
+    /// libvirt networks between the guests, in `[[provider.networks]]` tables.
+    #[serde(default)]
+    pub networks: Vec<NetEntry>,
+    /// A network template of the lab's own (handlebars), instead of the shipped one.
+    pub network_template: Option<PathBuf>,
     /// Tools the lab's playbooks need besides ansible-playbook (checked by `doctor`).
     #[serde(default)]
     pub tools: Vec<String>,
@@ -106,6 +111,32 @@ pub struct VmEntry {
     /// The guest's service port, forwarded to a free port on `address`: the host's
     /// `{name}` in probes and its `rollci_port`.
     pub port: Option<u16>,
+    /// `[[provider.networks]]` this guest has a card on (besides its own user-mode one).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// This guest's memory and vCPUs, when not the provider's.
+    pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
+}
+
+/// One `[[provider.networks]]` entry: `rollci-<run>-<name>` in libvirt.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetEntry {
+    pub name: String,
+    /// The bridge's own address on the VMs' machine, `a.b.c.d/prefix`; none: isolated (no
+    /// address on the machine). Never give this to a network on a CI agent of your own.
+    pub address: Option<String>,
+    pub mtu: Option<u32>,
+}
+
+impl NetEntry {
+    /// The address and prefix length (checked when the settings were parsed).
+    pub fn cidr(&self) -> Option<(Ipv4Addr, u8)> {
+        let (address, prefix) = self.address.as_deref()?.split_once('/')?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| (1..=30).contains(p))?;
+        Some((address.parse().ok()?, prefix))
+    }
 }
 
 impl Settings {
@@ -128,6 +159,7 @@ impl Settings {
         let base = std::path::absolute(config.base_dir())?;
         settings.image.dir = settings.image.dir.take().map(|d| base.join(d));
         settings.domain_template = settings.domain_template.take().map(|t| base.join(t));
+        settings.network_template = settings.network_template.take().map(|t| base.join(t));
         if let Some(argv) = settings.image.command.as_mut() {
             // A relative program path is the lab file's, like playbooks.
             if argv[0].contains('/') && !argv[0].starts_with('/') {
@@ -182,6 +214,7 @@ impl Settings {
             check_name(&host.name).map_err(|m| ("provider.host".to_string(), m))?;
         }
         self.check_parent()?;
+        self.check_networks()?;
         let label_ok = self
             .qemu_label
             .chars()
@@ -197,6 +230,45 @@ impl Settings {
 }
 
 impl Settings {
+    /// Networks have names of their own and an address that parses; a VM's networks exist.
+    fn check_networks(&self) -> Result<(), (String, String)> {
+        for (i, net) in self.networks.iter().enumerate() {
+            let key = format!("provider.networks[{i}]");
+            check_name(&net.name).map_err(|m| (key.clone(), m))?;
+            if self.networks[..i].iter().any(|n| n.name == net.name) {
+                return Err((key, format!("network `{}` is listed twice", net.name)));
+            }
+            if net.address.is_some() && net.cidr().is_none() {
+                return Err((key, "`address` is `a.b.c.d/prefix` (prefix 1 to 30)".into()));
+            }
+        }
+        for (i, vm) in self.vms.iter().enumerate() {
+            if let Some(unknown) = vm
+                .networks
+                .iter()
+                .find(|n| !self.networks.iter().any(|x| &x.name == *n))
+            {
+                return Err((
+                    format!("provider.vms[{i}]"),
+                    format!("no `[[provider.networks]]` named `{unknown}`"),
+                ));
+            }
+            if vm.networks.len() > 8 {
+                return Err((
+                    format!("provider.vms[{i}]"),
+                    "at most 8 networks per guest".into(),
+                ));
+            }
+            if vm.memory_mib.is_some_and(|m| m < 128) || vm.vcpus == Some(0) {
+                return Err((
+                    format!("provider.vms[{i}]"),
+                    "a guest needs at least 128 MiB and one vCPU".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A parent is a host like a `static` one, alone (no jump: nothing to jump through),
     /// and then the lab's only non-VM host.
     fn check_parent(&self) -> Result<(), (String, String)> {

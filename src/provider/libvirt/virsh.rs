@@ -28,6 +28,9 @@ impl Said {
         e.contains("Domain not found")
             || e.contains("failed to get domain")
             || e.contains("no domain with matching name")
+            || e.contains("Network not found")
+            || e.contains("failed to get network")
+            || e.contains("no network with matching name")
     }
 
     /// `destroy` of a domain that is defined but not running.
@@ -35,7 +38,7 @@ impl Said {
         self.stderr.contains("domain is not running")
     }
 
-    fn error(&self, what: &str) -> anyhow::Error {
+    pub fn error(&self, what: &str) -> anyhow::Error {
         anyhow::anyhow!("`virsh {what}` failed: {}", self.stderr.trim())
     }
 }
@@ -59,6 +62,15 @@ impl Virsh {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    /// `virsh ARGS…`, an error naming the command when it fails.
+    pub fn call_ok(&self, args: &[&str]) -> anyhow::Result<Said> {
+        let said = self.call(args)?;
+        match said.ok {
+            true => Ok(said),
+            false => Err(said.error(&args.join(" "))),
+        }
     }
 
     /// `virsh define FILE`.

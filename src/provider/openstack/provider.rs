@@ -296,25 +296,8 @@ impl OpenStack {
         name: &str,
         fault: Option<String>,
     ) {
-        let dir = self
-            .workspace
-            .join("logs")
-            .join(&journal.state.run_id)
-            .join("openstack");
-        let console = compute
-            .nova()
-            .console(id, 200)
-            .unwrap_or_else(|e| format!("(no console output: {e:#})\n"));
-        let fault = fault.unwrap_or_else(|| "(Nova gave no fault)".into());
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| {
-                std::fs::write(dir.join(format!("{name}.fault.txt")), format!("{fault}\n"))
-            })
-            .and_then(|()| std::fs::write(dir.join(format!("{name}.console.log")), console));
-        match written {
-            Ok(()) => crate::say!("    fault and console of {name} kept in {}", dir.display()),
-            Err(e) => crate::say_err!("warning: could not keep the console of {name}: {e}"),
-        }
+        let logs = self.workspace.join("logs").join(&journal.state.run_id);
+        server::keep_evidence(&logs.join("openstack"), compute, id, name, fault);
     }
 
     fn host(&self, address: &str) -> Host {

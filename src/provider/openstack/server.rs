@@ -200,6 +200,28 @@ pub fn delete(nova: &Nova, id: &str, limit: Duration) -> anyhow::Result<Destroye
     }
 }
 
+/// Writes a failed server's fault and console into `dir` (what Nova can give).
+pub fn keep_evidence(
+    dir: &std::path::Path,
+    compute: &Compute,
+    id: &str,
+    name: &str,
+    fault: Option<String>,
+) {
+    let console = compute
+        .nova()
+        .console(id, 200)
+        .unwrap_or_else(|e| format!("(no console output: {e:#})\n"));
+    let fault = fault.unwrap_or_else(|| "(Nova gave no fault)".into());
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(dir.join(format!("{name}.fault.txt")), format!("{fault}\n")))
+        .and_then(|()| std::fs::write(dir.join(format!("{name}.console.log")), console));
+    match written {
+        Ok(()) => crate::say!("    fault and console of {name} kept in {}", dir.display()),
+        Err(e) => crate::say_err!("warning: could not keep the console of {name}: {e}"),
+    }
+}
+
 /// Whether a failed build may be retried: a cloud without room will not have more soon.
 pub fn retryable(why: &str) -> bool {
     let why = why.to_ascii_lowercase();

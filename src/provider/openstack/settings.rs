@@ -277,7 +277,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("`provider.libvirt.vms[0].memory_mib`"),
+            err.contains("`provider.libvirt.vms[0]`") && err.contains("128 MiB"),
             "{err}"
         );
         let err = parse(&format!("reach = \"none\"\n{server}{vms}"))
