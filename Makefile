@@ -93,11 +93,13 @@ clean-demo:
 	-$(ROLLCI) --config $(DEMO) cleanup
 	rm -rf examples/demo/.rollci
 
-# The generated Jenkinsfile and job config.xml of every shipped lab, checked in under
-# jenkins/ (a test fails when they are stale). JENKINS_SCM_URL is the repository the jobs
+# The generated Jenkinsfile and job config.xml of every shipped lab, and of the periodic
+# strays job, checked in under jenkins/ (a test fails when they are stale). JENKINS_SCM_URL is the repository the jobs
 # check out; tests/it/jenkins.rs and jenkins/jjb/demo.yaml name the same default.
 JENKINS_SCM_URL ?= https://git.example.com/rollci/rollci.git
 JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml vm:examples/vm/rollci.toml
+# The periodic strays job's flags (the reference pipeline's cloud); tests/it/jenkins.rs names the same.
+JENKINS_STRAYS  := --cloud rackspace --region IAD
 
 # vars/*.txt, the steps' help pages, from jenkins/help/ (a test fails when they are stale).
 .PHONY: vars-help
@@ -113,3 +115,7 @@ jenkins: build vars-help
 	    --scm-url $(JENKINS_SCM_URL) --script-path $$dir/Jenkinsfile --branch main; \
 	  echo "--- $$dir: Jenkinsfile, config.xml"; \
 	done
+	$(ROLLCI) jenkins strays-jenkinsfile $(JENKINS_STRAYS) --out jenkins/strays/Jenkinsfile
+	$(ROLLCI) jenkins strays-job-config $(JENKINS_STRAYS) --out jenkins/strays/config.xml \
+	  --scm-url $(JENKINS_SCM_URL) --script-path jenkins/strays/Jenkinsfile --branch main
+	@echo "--- jenkins/strays: Jenkinsfile, config.xml"

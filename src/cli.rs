@@ -158,7 +158,7 @@ pub struct StatusArgs {
 }
 
 /// `rollci jenkins …`: rendered from the lab file (`--config`, whose path as written is
-/// the one the job uses, relative to its workspace).
+/// the one the job uses, relative to its workspace); the `strays-*` job from flags alone.
 #[derive(Debug, Subcommand)]
 pub enum JenkinsCommand {
     /// Render the lab's declarative Jenkinsfile.
@@ -169,6 +169,12 @@ pub enum JenkinsCommand {
     Push(PushArgs),
     /// Check the rendered Jenkinsfile with the linter of JENKINS_URL (exit 1 if refused).
     Lint,
+    /// Render the Jenkinsfile of a periodic job deleting the strays of `--cloud` (in
+    /// `--region`, else every region): `rollci strays --delete` on a cron schedule. No lab
+    /// file.
+    StraysJenkinsfile(StraysJenkinsfileArgs),
+    /// Render the periodic strays job's config.xml (with its cron trigger). No lab file.
+    StraysJobConfig(StraysJobConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +198,46 @@ pub struct PushArgs {
     /// The job's name (`folder/name` for a job in a folder).
     #[arg(long)]
     pub job: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// The periodic strays job; `--cloud` (required) and `--region` are the global flags.
+#[derive(Debug, Args)]
+pub struct StraysJobArgs {
+    /// Agent label the job runs on.
+    #[arg(long, default_value = "rollci")]
+    pub label: String,
+    /// When the job runs (Jenkins cron syntax).
+    #[arg(long, default_value = crate::jenkins::strays::DEFAULT_CRON)]
+    pub cron: String,
+    /// Name of the shared library as configured in Jenkins.
+    #[arg(long, default_value = "rollci")]
+    pub library: String,
+    /// Jenkins credentials id (secret file: a clouds.yaml) bound as OS_CLIENT_CONFIG_FILE.
+    #[arg(long)]
+    pub clouds_credentials: Option<String>,
+    /// Jenkins credentials id (username/password) bound as OS_USERNAME/OS_PASSWORD.
+    #[arg(long)]
+    pub cloud_credentials: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StraysJenkinsfileArgs {
+    #[command(flatten)]
+    pub job: StraysJobArgs,
+    /// Write here (atomically) instead of printing.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StraysJobConfigArgs {
+    #[command(flatten)]
+    pub job: StraysJobArgs,
+    /// Write here (atomically) instead of printing.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub source: SourceArgs,
 }

@@ -5,10 +5,11 @@
 def call(Map args = [:]) {
     Map config = [
         agentLabel: 'rollci', workspace: '.rollci', checkFailure: 'UNSTABLE', timeoutMinutes: 120,
-        keepBuilds: 30, fromRelease: '', toRelease: '', cloudCredentialsId: null, esCredentialsId: null,
+        keepBuilds: 30, fromRelease: '', toRelease: '', cloudCredentialsId: null, cloudsYamlCredentialsId: null,
+        esCredentialsId: null,
     ] + args
     List allowed = ['config', 'agentLabel', 'workspace', 'checkFailure', 'timeoutMinutes', 'keepBuilds',
-        'fromRelease', 'toRelease', 'cloudCredentialsId', 'esCredentialsId']
+        'fromRelease', 'toRelease', 'cloudCredentialsId', 'cloudsYamlCredentialsId', 'esCredentialsId']
     List unknown = config.keySet().toList() - allowed
     if (unknown) {
         error("rollciPipeline: unknown argument(s) ${unknown}; it takes ${allowed}")
@@ -19,7 +20,12 @@ def call(Map args = [:]) {
     if (!(config.checkFailure in ['UNSTABLE', 'FAILURE'])) {
         error("rollciPipeline: `checkFailure` must be 'UNSTABLE' or 'FAILURE', got '${config.checkFailure}'")
     }
-    Map cloud = config.cloudCredentialsId ? [cloudCredentialsId: config.cloudCredentialsId] : [:]
+    Map cloud = [:]   // the cloud credentials given, passed to every step that takes them
+    for (String key in ['cloudCredentialsId', 'cloudsYamlCredentialsId']) {
+        if (config[key]) {
+            cloud[key] = config[key]
+        }
+    }
     Map checked = cloud + [checkFailure: config.checkFailure]
     Map report = config.esCredentialsId ? [esCredentialsId: config.esCredentialsId] : [:]
 

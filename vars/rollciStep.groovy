@@ -12,12 +12,17 @@ final List<String> COMMON = ['checkFailure', 'config', 'workspace']
 /**
  * The kinds of credentials a step may declare (`credentials: ['cloud']`): the argument that
  * names the Jenkins credentials id, the withCredentials binding and the variables it sets
- * (the names rollci reads). The help pages' jenkins/help/credentials/<kind>.html follow it.
+ * (the names rollci reads). `clouds` is a secret file (a clouds.yaml): Jenkins writes it to a
+ * temporary file outside the workspace and sets the variable to its path, so the secret is
+ * never in the workspace or a shell string. The help pages' jenkins/help/credentials/<kind>.html
+ * follow it.
  */
 @groovy.transform.Field
 final Map<String, Map> CREDENTIALS = [
     cloud: [argument: 'cloudCredentialsId', binding: 'usernamePassword',
         variables: [usernameVariable: 'OS_USERNAME', passwordVariable: 'OS_PASSWORD']],
+    clouds: [argument: 'cloudsYamlCredentialsId', binding: 'file',
+        variables: [variable: 'OS_CLIENT_CONFIG_FILE']],
     es: [argument: 'esCredentialsId', binding: 'usernamePassword',
         variables: [usernameVariable: 'ROLLCI_ES_USER', passwordVariable: 'ROLLCI_ES_PASSWORD']],
 ]

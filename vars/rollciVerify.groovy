@@ -4,5 +4,6 @@ def call(Map args = [:]) {
         error("rollciVerify: `phase` must be 'before' or 'after', got '${args.phase}'")
     }
     rollciStep(step: 'rollciVerify', command: "verify:${args.phase}", args: args, extra: ['phase'],
-        credentials: ['cloud'], env: ["ROLLCI_PHASE=${args.phase}"], script: 'exec "${ROLLCI_BIN:-rollci}" verify')
+        credentials: ['cloud', 'clouds'], env: ["ROLLCI_PHASE=${args.phase}"],
+        script: 'exec "${ROLLCI_BIN:-rollci}" verify')
 }

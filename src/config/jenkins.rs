@@ -25,6 +25,9 @@ pub struct JenkinsConfig {
     pub on_check_failure: CheckFailure,
     /// Jenkins credentials id (username/password) exported as `OS_USERNAME`/`OS_PASSWORD`.
     pub cloud_credentials: Option<String>,
+    /// Jenkins credentials id (secret file: a `clouds.yaml`) written to a temporary file for
+    /// each step that takes cloud credentials, its path exported as `OS_CLIENT_CONFIG_FILE`.
+    pub clouds_credentials: Option<String>,
     /// Jenkins credentials id (username/password) exported as `ROLLCI_ES_USER`/`ROLLCI_ES_PASSWORD`.
     pub es_credentials: Option<String>,
     /// The choices of the job's `REGION` parameter (the reference pipeline's datacenter),
@@ -52,6 +55,7 @@ impl Default for JenkinsConfig {
             keep_builds: default_keep_builds(),
             on_check_failure: CheckFailure::default(),
             cloud_credentials: None,
+            clouds_credentials: None,
             es_credentials: None,
             regions: Vec::new(),
         }

@@ -1,5 +1,6 @@
 //! The data behind the Jenkins templates, built once from the lab file, and the two
-//! renderings: the Jenkinsfile and the job's `config.xml`.
+//! renderings: the Jenkinsfile and the job's `config.xml` (whose template the strays job
+//! shares, through [`job_xml`]).
 
 use serde::Serialize;
 
@@ -24,7 +25,7 @@ pub enum Source {
 /// One build parameter. The Jenkinsfile's `parameters{}` and config.xml's
 /// `ParametersDefinitionProperty` both come from this list, so they never disagree.
 #[derive(Debug, Serialize)]
-struct Param {
+pub(super) struct Param {
     name: &'static str,
     default: String,
     description: &'static str,
@@ -46,9 +47,30 @@ struct JobData<'a> {
     keep_builds: u32,
     check_failure: CheckFailure,
     cloud_credentials: Option<&'a str>,
+    clouds_credentials: Option<&'a str>,
     es_credentials: Option<&'a str>,
     workspace: &'static str,
     parameters: Vec<Param>,
+}
+
+/// A job's properties as `config.xml` carries them (repeating its Jenkinsfile's, so the job
+/// has them before its first build).
+#[derive(Debug)]
+pub(super) struct JobProps {
+    pub description: String,
+    pub keep_builds: u32,
+    pub parameters: Vec<Param>,
+    /// The `cron` trigger's spec, if the job runs on a schedule.
+    pub cron: Option<String>,
+}
+
+/// Everything `job-config.xml.hbs` reads.
+#[derive(Debug, Serialize)]
+struct JobXml<'a> {
+    description: String,
+    keep_builds: u32,
+    parameters: Vec<Param>,
+    cron: Option<String>,
     scm: Option<ScmData<'a>>,
     script: Option<String>,
 }
@@ -130,11 +152,10 @@ fn data<'a>(config: &'a Config, config_path: &'a str) -> JobData<'a> {
         keep_builds: j.keep_builds,
         check_failure: j.on_check_failure,
         cloud_credentials: j.cloud_credentials.as_deref(),
+        clouds_credentials: j.clouds_credentials.as_deref(),
         es_credentials: j.es_credentials.as_deref(),
         workspace: WORKSPACE,
         parameters: parameters(config),
-        scm: None,
-        script: None,
     }
 }
 
@@ -147,21 +168,55 @@ pub fn jenkinsfile(config: &Config, config_path: &str) -> anyhow::Result<String>
 
 /// The Pipeline job's `config.xml`, reading its Jenkinsfile from `source`.
 pub fn job_config(config: &Config, config_path: &str, source: &Source) -> anyhow::Result<String> {
-    check_xml(config, config_path, source)?;
-    let mut job = data(config, config_path);
+    check_xml(&[
+        ("lab.name", config.lab.name.as_str()),
+        ("lab.from_release", &config.lab.from_release),
+        ("lab.to_release", &config.lab.to_release),
+        ("--config", config_path),
+    ])?;
+    let job = data(config, config_path);
+    let props = JobProps {
+        description: job.description,
+        keep_builds: job.keep_builds,
+        parameters: job.parameters,
+        cron: None,
+    };
+    job_xml(props, source, || jenkinsfile(config, config_path))
+}
+
+/// The `config.xml` of a Pipeline job with `props`, its pipeline read from `source`
+/// (`jenkinsfile` renders it for [`Source::Inline`]).
+pub(super) fn job_xml(
+    props: JobProps,
+    source: &Source,
+    jenkinsfile: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    let mut job = JobXml {
+        description: props.description,
+        keep_builds: props.keep_builds,
+        parameters: props.parameters,
+        cron: props.cron,
+        scm: None,
+        script: None,
+    };
     match source {
         Source::Git {
             url,
             branch,
             script_path,
         } => {
+            check_xml(&[
+                ("--scm-url", url.as_str()),
+                ("--branch", branch),
+                ("--script-path", script_path),
+            ])?;
             job.scm = Some(ScmData {
                 url,
                 branch,
                 script_path,
             })
         }
-        Source::Inline => job.script = Some(jenkinsfile(config, config_path)?),
+        Source::Inline => job.script = Some(jenkinsfile()?),
     }
     let value = serde_json::to_value(job)?;
     templates::render("job-config.xml.hbs", templates::JOB_CONFIG, &value)
@@ -169,25 +224,7 @@ pub fn job_config(config: &Config, config_path: &str, source: &Source) -> anyhow
 
 /// Values config.xml carries as text must be writable in XML 1.0: a usage error naming
 /// the key otherwise (the Jenkinsfile escapes everything, so the inline script always is).
-fn check_xml(config: &Config, config_path: &str, source: &Source) -> anyhow::Result<()> {
-    let mut values = vec![
-        ("lab.name", config.lab.name.as_str()),
-        ("lab.from_release", &config.lab.from_release),
-        ("lab.to_release", &config.lab.to_release),
-        ("--config", config_path),
-    ];
-    if let Source::Git {
-        url,
-        branch,
-        script_path,
-    } = source
-    {
-        values.extend([
-            ("--scm-url", url.as_str()),
-            ("--branch", branch),
-            ("--script-path", script_path),
-        ]);
-    }
+pub(super) fn check_xml(values: &[(&str, &str)]) -> anyhow::Result<()> {
     for (key, value) in values {
         escape::xml_text(value).map_err(|e| fail(Kind::Usage, format!("`{key}`: {e}")))?;
     }
@@ -242,6 +279,37 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert!(!text.contains("cloudsYamlCredentialsId"), "{text}");
+    }
+
+    #[test]
+    fn clouds_yaml_credentials_appear_alone_or_after_the_username_password_ones() {
+        let mut config = demo();
+        config.jenkins.clouds_credentials = Some("clouds-yaml".into());
+        let text = jenkinsfile(&config, "lab.toml").unwrap();
+        for line in [
+            "rollciProvision(cloudsYamlCredentialsId: 'clouds-yaml')",
+            "rollciDeploy(cloudsYamlCredentialsId: 'clouds-yaml')",
+            "rollciVerify(phase: 'before', checkFailure: 'UNSTABLE', cloudsYamlCredentialsId: 'clouds-yaml')",
+            "rollciUpgrade(checkFailure: 'UNSTABLE', cloudsYamlCredentialsId: 'clouds-yaml')",
+            "stage('Clean Up') { steps { rollciCleanup(cloudsYamlCredentialsId: 'clouds-yaml') } }",
+            "always { rollciCleanup(cloudsYamlCredentialsId: 'clouds-yaml') }",
+            "rollciReport()",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("cloudCredentialsId"), "{text}");
+        config.jenkins.cloud_credentials = Some("os-creds".into());
+        let text = jenkinsfile(&config, "lab.toml").unwrap();
+        let both = "cloudCredentialsId: 'os-creds', cloudsYamlCredentialsId: 'clouds-yaml'";
+        for line in [
+            format!("rollciProvision({both})"),
+            format!("rollciUpgrade(checkFailure: 'UNSTABLE', {both})"),
+            format!("always {{ rollciCleanup({both}) }}"),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(text.matches("cloudsYamlCredentialsId").count(), 7, "{text}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const INVENTORY: &str = include_str!("../../templates/inventory.yml.hbs");
 pub const JENKINSFILE: &str = include_str!("../../templates/Jenkinsfile.hbs");
 /// The Pipeline job's `config.xml` `rollci jenkins job-config` writes.
 pub const JOB_CONFIG: &str = include_str!("../../templates/job-config.xml.hbs");
+/// The periodic strays job's pipeline `rollci jenkins strays-jenkinsfile` writes.
+pub const STRAYS_JENKINSFILE: &str = include_str!("../../templates/strays.Jenkinsfile.hbs");
 
 handlebars_helper!(json: |v: Json| serde_json::to_string(v).unwrap_or_default());
 

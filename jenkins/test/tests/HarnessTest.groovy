@@ -241,11 +241,14 @@ class HarnessTest extends PipelineTestBase {
                     stage('Creds') {
                         steps {
                             withCredentials([usernamePassword(credentialsId: 'cloud', usernameVariable: 'U', passwordVariable: 'P'),
-                                             string(credentialsId: 'token', variable: 'T')]) {
-                                sh 'echo "user $U password $P token $T"; test "$P" = s3cr3t-Pa55'
+                                             string(credentialsId: 'token', variable: 'T'),
+                                             file(credentialsId: 'clouds', variable: 'F')]) {
+                                sh 'echo "user $U password $P token $T file $F"; test "$P" = s3cr3t-Pa55'
+                                sh 'case "$F" in "$WORKSPACE"/*) exit 1 ;; esac; test "$(stat -c %a "$F")" = 400'
+                                sh 'test "$(basename "$F")" = clouds.yaml; grep -q "password: clouds-Pa55" "$F"'
                                 echo "groovy sees ${env.P}"
                             }
-                            sh 'echo "after: ${P:-unbound}"'
+                            sh 'echo "after: ${P:-unbound} ${F:-unbound}"'
                             withCredentials([usernamePassword(credentialsId: 'nope', usernameVariable: 'U', passwordVariable: 'P')]) {
                                 echo 'not reached'
                             }
@@ -257,11 +260,15 @@ class HarnessTest extends PipelineTestBase {
         String all = build.transcript()
         assertFalse(all.contains(SECRET))
         assertFalse(all.contains('tok-123456'))
-        assertTrue(all.contains('user **** password **** token ****'))
+        assertTrue(all.contains('user **** password **** token **** file ****'))
         assertTrue(all.contains('groovy sees ****'))
-        assertTrue(all.contains('after: unbound'))
+        assertTrue(all.contains('after: unbound unbound'))
+        assertEquals([], new File("${build.workspace}@tmp/secretFiles").list() as List)
         assertTrue(all.contains("Could not find credentials entry with ID 'nope'"))
         assertFalse(all.contains('not reached'))
+        newBuild().run("withCredentials([file(credentialsId: 'token', variable: 'F')]) { echo 'not reached' }")
+        assertTrue(build.log.contains("Credentials 'token' is of the wrong type"))
+        assertFalse(build.log.contains('not reached'))
     }
 
     @Test

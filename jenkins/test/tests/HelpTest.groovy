@@ -35,16 +35,26 @@ class HelpTest extends PipelineTestBase {
     }
 
     @Test
-    void eachStepsPageListsExactlyTheCredentialItTakes() {
+    void eachStepsPageListsExactlyTheCredentialsItTakes() {
         List<String> all = rollciStepField('CREDENTIALS').values()*.argument
         File vars = new File(ROOT, 'vars')
-        StepsTest.STEP_CREDENTIAL.each { String step, String takes ->
+        StepsTest.STEP_CREDENTIALS.each { String step, List<String> takes ->
             String page = new File(vars, "${step}.txt").text
-            assertTrue("${step}.txt does not list `${takes}`", page.contains("<li><code>${takes}</code>"))
+            takes.each { String argument ->
+                assertTrue("${step}.txt does not list `${argument}`", page.contains("<li><code>${argument}</code>"))
+            }
             (all - takes).each { String other ->
                 assertFalse("${step}.txt names `${other}`, which ${step} refuses", page.contains(other))
             }
         }
+    }
+
+    @Test
+    void everyStepTakingCredentialsIsInStepsTest() {
+        Set<String> declaring = new File(ROOT, 'vars').listFiles()
+            .findAll { it.name.endsWith('.groovy') && it.text =~ /\bcredentials:\s*\[/ && it.name != 'rollciStep.groovy' }
+            .collect { it.name - '.groovy' } as Set
+        assertEquals(declaring, StepsTest.STEP_CREDENTIALS.keySet())
     }
 
     /** A field of vars/rollciStep.groovy, read from the script itself (fields are set on parse). */

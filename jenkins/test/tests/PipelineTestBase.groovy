@@ -18,6 +18,16 @@ abstract class PipelineTestBase {
     static final File FAKE = new File(FIXTURES, 'fake-rollci')
     static final String SECRET = 's3cr3t-Pa55'
     static final String ES_SECRET = 'es-Pa55w0rd!'
+    static final String CLOUDS_SECRET = 'clouds-Pa55'
+    /** The secret file `clouds`: a clouds.yaml with its password. */
+    static final String CLOUDS_YAML = '''clouds:
+  rackspace:
+    auth:
+      auth_url: https://identity.example.com/v2.0/
+      username: rollci-bot
+      password: clouds-Pa55
+    region_name: IAD
+'''
     static final String SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
     @Rule public TestName name = new TestName()
@@ -48,7 +58,7 @@ abstract class PipelineTestBase {
         tmp?.deleteDir()
     }
 
-    /** A build with the library, a clean agent environment and the credentials `cloud` and `es`. */
+    /** A build with the library, a clean agent environment and the credentials `cloud`, `clouds`, `es`, `token`. */
     Build newBuild(Map<String, String> env = [:]) {
         build = new Build(Files.createTempDirectory(tmp.toPath(), 'build-').toFile())
         build.libraryRoot = ROOT
@@ -56,6 +66,7 @@ abstract class PipelineTestBase {
         build.agentEnv = [PATH: SYSTEM_PATH, HOME: tmp.path, LANG: 'C.UTF-8'] + env
         build.credentials = [
             cloud: [username: 'rollci-bot', password: SECRET],
+            clouds: [fileName: 'clouds.yaml', content: CLOUDS_YAML],
             es: [username: 'elastic', password: ES_SECRET],
             token: [secret: 'tok-123456'],
         ]

@@ -9,15 +9,24 @@ import rollci.harness.Build
 
 /** The steps of `vars/` on the fake rollci: arguments, exit codes, stashes, credentials, setup. */
 class StepsTest extends PipelineTestBase {
-    /** The credential each rollci step takes: the generated Jenkinsfiles pass exactly these. */
-    static final Map<String, String> STEP_CREDENTIAL = [
-        rollciProvision: 'cloudCredentialsId', rollciDeploy: 'cloudCredentialsId', rollciVerify: 'cloudCredentialsId',
-        rollciUpgrade: 'cloudCredentialsId', rollciReport: 'esCredentialsId', rollciCleanup: 'cloudCredentialsId',
+    static final List<String> CLOUD = ['cloudCredentialsId', 'cloudsYamlCredentialsId']
+    /** The credentials each rollci step takes: the generated Jenkinsfiles pass exactly these. */
+    static final Map<String, List<String>> STEP_CREDENTIALS = [
+        rollciProvision: CLOUD, rollciDeploy: CLOUD, rollciVerify: CLOUD, rollciUpgrade: CLOUD,
+        rollciReport: ['esCredentialsId'], rollciCleanup: CLOUD, rollciStrays: CLOUD,
     ]
-    /** Credential argument → [its id in newBuild's store, the variables rollci reads]. */
-    static final Map<String, List> CREDENTIAL_KINDS = [
-        cloudCredentialsId: ['cloud', 'OS_USERNAME', 'OS_PASSWORD'],
-        esCredentialsId: ['es', 'ROLLCI_ES_USER', 'ROLLCI_ES_PASSWORD'],
+    /**
+     * Credential argument → its id in newBuild's store, the withCredentials binding it makes
+     * (the variables rollci reads) and what the fake journals of it (the user; the file's
+     * size, owner-only mode and place outside the workspace).
+     */
+    static final Map<String, Map> CREDENTIAL_KINDS = [
+        cloudCredentialsId: [id: 'cloud', journal: 'user=rollci-bot',
+            binding: [kind: 'usernamePassword', usernameVariable: 'OS_USERNAME', passwordVariable: 'OS_PASSWORD']],
+        cloudsYamlCredentialsId: [id: 'clouds', journal: "clouds=${CLOUDS_YAML.bytes.length}:400:outside",
+            binding: [kind: 'file', variable: 'OS_CLIENT_CONFIG_FILE']],
+        esCredentialsId: [id: 'es', journal: 'user=elastic',
+            binding: [kind: 'usernamePassword', usernameVariable: 'ROLLCI_ES_USER', passwordVariable: 'ROLLCI_ES_PASSWORD']],
     ]
     static final String CHECK_THEN_NEXT = '''
         pipeline {
@@ -64,16 +73,20 @@ class StepsTest extends PipelineTestBase {
             "rollciUpgrade(checkFailure: 'MAYBE')": "rollciUpgrade: `checkFailure` must be 'UNSTABLE' or 'FAILURE', got 'MAYBE'",
             "rollciDeploy(fromRelease: 'B')": 'rollciDeploy: unknown argument(s) [fromRelease]',
             "rollciProvision(esCredentialsId: 'es')":
-                'rollciProvision: does not take [esCredentialsId] (its credentials: [cloudCredentialsId])',
-            "rollciReport(cloudCredentialsId: 'cloud')":
-                'rollciReport: does not take [cloudCredentialsId] (its credentials: [esCredentialsId])',
+                'rollciProvision: does not take [esCredentialsId] (its credentials: [cloudCredentialsId, cloudsYamlCredentialsId])',
+            "rollciReport(cloudCredentialsId: 'cloud', cloudsYamlCredentialsId: 'clouds')":
+                'rollciReport: does not take [cloudCredentialsId, cloudsYamlCredentialsId] (its credentials: [esCredentialsId])',
             "rollciStep(step: 'rollciNew', command: 'new', script: 'true')":
                 'rollciNew: its rollciStep spec declares no `credentials:` (the kinds it takes, [] for none)',
             "rollciStep(step: 'rollciNew', command: 'new', script: 'true', credentials: ['ssh'])":
-                'rollciNew: unknown credential kind(s) [ssh] in its rollciStep spec; known: [cloud, es]',
+                'rollciNew: unknown credential kind(s) [ssh] in its rollciStep spec; known: [cloud, clouds, es]',
             "rollciCleanup(workspace: '/var/tmp/x')": 'rollciCleanup: `workspace` must be a path inside the job',
             "rollciSetup(binary: 'x')": 'rollciSetup: unknown argument(s) [binary]',
             'rollciPipeline()': 'rollciPipeline: `config` (the lab file, relative to the workspace) is required',
+            "rollciStrays(delete: 'yes')": "rollciStrays: `delete` must be true or false, got 'yes'",
+            "rollciStrays(regions: ['IAD'])": 'rollciStrays: unknown argument(s) [regions]',
+            "rollciStrays(esCredentialsId: 'es')":
+                'rollciStrays: does not take [esCredentialsId] (its credentials: [cloudCredentialsId, cloudsYamlCredentialsId])',
         ]
         cases.each { String call, String message ->
             fakeBuild().run(call)
@@ -115,26 +128,82 @@ class StepsTest extends PipelineTestBase {
     }
 
     @Test
-    void eachStepBindsTheCredentialItDeclaresAndRefusesTheOthers() {
-        STEP_CREDENTIAL.each { String step, String takes ->
-            List kind = CREDENTIAL_KINDS[takes]
-            fakeBuild().run(invocation(step, "${takes}: '${kind[0]}'"))
-            assertEquals("${step}: ${build.log}", 'SUCCESS', build.result)
-            List<Map> bound = build.callsOf('withCredentials')*.args*.getAt(0)
-            assertEquals(step, [[[kind: 'usernamePassword', credentialsId: kind[0],
-                usernameVariable: kind[1], passwordVariable: kind[2]]]], bound)
-            assertTrue(step, fakeJournal()[0].endsWith("user=${build.credentials[kind[0]].username}"))
+    void eachStepBindsTheCredentialsItDeclaresAndRefusesTheOthers() {
+        STEP_CREDENTIALS.each { String step, List<String> takes ->
+            takes.each { String argument ->
+                Map kind = CREDENTIAL_KINDS[argument]
+                fakeBuild().run(invocation(step, "${argument}: '${kind.id}'"))
+                assertEquals("${step}: ${build.log}", 'SUCCESS', build.result)
+                assertEquals(step, [[binding(argument)]], build.callsOf('withCredentials')*.args*.getAt(0))
+                String journal = fakeJournal()[0]
+                assertTrue("${step}: ${journal}", journal.contains(" ${kind.journal}"))
+            }
+            fakeBuild().run(invocation(step, takes.collect { "${it}: '${CREDENTIAL_KINDS[it].id}'" }.join(', ')))
+            assertEquals(step, [takes.collect { binding(it) }], build.callsOf('withCredentials')*.args*.getAt(0))
             fakeBuild().run(invocation(step))
             assertEquals(step, [[]], build.callsOf('withCredentials')*.args*.getAt(0))
 
             (CREDENTIAL_KINDS.keySet() - takes).each { String other ->
-                fakeBuild().run(invocation(step, "${other}: '${CREDENTIAL_KINDS[other][0]}'"))
+                fakeBuild().run(invocation(step, "${other}: '${CREDENTIAL_KINDS[other].id}'"))
                 assertEquals(step, 'FAILURE', build.result)
-                String message = "ERROR: ${step}: does not take [${other}] (its credentials: [${takes}])"
+                String message = "ERROR: ${step}: does not take [${other}] (its credentials: ${takes})"
                 assertTrue("${step}: ${build.log}", build.log.contains(message))
                 assertEquals(step, [], build.callsOf('sh') + build.callsOf('unstash') + build.callsOf('withCredentials'))
             }
         }
+    }
+
+    @Test
+    void aCloudsYamlReachesRollciAsAnOwnerOnlyFileOutsideTheWorkspaceForTheStepOnly() {
+        fakeBuild().run('''
+            pipeline {
+                agent any
+                stages {
+                    stage('Clouds') { steps { rollciProvision(cloudsYamlCredentialsId: 'clouds') } }
+                    stage('After') { steps { sh 'echo "after: ${OS_CLIENT_CONFIG_FILE:-unbound}"' } }
+                    stage('Wrong') { steps { rollciDeploy(cloudsYamlCredentialsId: 'cloud') } }
+                }
+            }
+        ''')
+        String all = build.transcript()
+        assertTrue(all, all.contains('fake rollci provision: cloud password none, es password none, clouds.yaml ****'))
+        assertFalse(all, all.contains('@tmp/secretFiles/'))
+        assertTrue(all.contains('after: unbound'))
+        assertEquals([], new File("${build.workspace}@tmp/secretFiles").list() as List)
+        List<String> journal = fakeJournal()
+        assertEquals(1, journal.size())
+        assertTrue(journal[0], journal[0].endsWith(" ${CREDENTIAL_KINDS.cloudsYamlCredentialsId.journal}"))
+        String secret = CLOUDS_SECRET   // groovy 2.4 cannot reach the constant from the closure
+        build.root.eachFileRecurse { File f ->
+            assertFalse("${f} holds the clouds.yaml's secret", f.file && f.text.contains(secret))
+        }
+        assertTrue(all.contains("Credentials 'cloud' is of the wrong type"))
+        assertEquals('FAILURE', build.result)
+        assertEquals('FAILURE', build.stageResults.Wrong)
+    }
+
+    @Test
+    void rollciStraysPassesItsArgumentsAsVariablesOnly() {
+        String payload = '1; touch PWNED $(touch PWNED2) `touch PWNED3` "${IFS}"'
+        String strays = "rollciStrays(cloud: 'rackspace', region: 'IAD', delete: true, interval: '5s', " +
+            "serviceName: 'cloudServersOpenStack', lab: '${payload}')"
+        fakeBuild().run("rollciSetup()\n${strays}\nrollciStrays(cloud: 'rackspace')")
+        assertEquals(build.log.toString(), 'SUCCESS', build.result)
+        List<String> journal = fakeJournal()
+        assertEquals(2, journal.size())
+        assertTrue(journal[0], journal[0].endsWith(
+            " cloud=rackspace region=IAD delete=true interval=5s service=cloudServersOpenStack lab=${payload}"))
+        assertTrue(journal[1], journal[1].endsWith(
+            ' cloud=rackspace region=<unset> delete=false interval=<unset> service=<unset> lab=<unset>'))
+        assertEquals([], pwned(tmp))
+        build.callsOf('sh').each { assertFalse(it.text, it.text.contains('PWNED')) }
+        assertTrue(build.log.contains("+ exec ${build.workspace}/.rollci-bin/rollci strays"))
+    }
+
+    /** The withCredentials binding a credential argument makes, with newBuild's id. */
+    static Map binding(String argument) {
+        Map kind = CREDENTIAL_KINDS[argument]
+        kind.binding + [credentialsId: kind.id]
     }
 
     @Test

@@ -16,7 +16,7 @@ class Build {
         'fileExists', 'isUnix', 'junit', 'libraryResource', 'lock', 'node', 'pipeline', 'pwd', 'readFile', 'retry',
         'script', 'sh', 'sleep', 'stash', 'timeout', 'unstable', 'unstash', 'withCredentials', 'withEnv', 'writeFile']
     /** Symbols: arguments of steps (credential bindings), not steps themselves. */
-    static final List<String> SYMBOLS = ['usernamePassword', 'string']
+    static final List<String> SYMBOLS = ['file', 'string', 'usernamePassword']
 
     // --- configured by the test
     File root
@@ -26,6 +26,7 @@ class Build {
     /** Extra (or, with a null value, removed) agent variables per agent label of `node(label)`. */
     Map<String, Map<String, String>> labelEnv = [:]
     Map<String, Object> params = [:]
+    /** Credentials by id: [username:, password:], [secret:] (secret text) or [fileName:, content:] (secret file). */
     Map<String, Map> credentials = [:]
     String jobName = 'rollci'
     String previousResult
@@ -43,6 +44,8 @@ class Build {
     final Map<String, String> stageResults = [:]
     final Map junit = [total: 0, failed: 0, skipped: 0, files: []]
     final List<String> archived = []
+    /** The declarative `triggers {}` of the pipeline: [kind: 'cron', spec: …], … */
+    final List<Map> triggers = []
     final List<Map> leftovers = []
     final List<Throwable> errors = []
     final String cookie = UUID.randomUUID().toString()
@@ -137,6 +140,7 @@ class Build {
     void runDeclarative(Closure body) {
         PipelineSpec p = new PipelineSpec()
         Spec.eval(body, p)
+        triggers.addAll(p.triggers)
         p.parameters.each { if (!params.containsKey(it.name)) { params[it.name] = it.defaultValue } }
         if (p.agent?.label) { agentName = p.agent.label }
         println('[Pipeline] Start of Pipeline')

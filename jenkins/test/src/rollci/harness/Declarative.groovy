@@ -27,6 +27,7 @@ class PipelineSpec {
     Closure environment
     List<StageSpec> stages = []
     Map<String, Closure> post = [:]
+    List<Map> triggers = []
 
     String getAny() { 'any' }
     String getNone() { 'none' }
@@ -37,7 +38,8 @@ class PipelineSpec {
     void environment(Closure c) { environment = c }
     void stages(Closure c) { Spec.eval(c, new StagesSpec(list: stages)) }
     void post(Closure c) { Spec.eval(c, new PostSpec(map: post)) }
-    void triggers(Closure c) { /* not modelled: nothing to run */ }
+    /** Recorded (Build.triggers), not run: a build is one firing. */
+    void triggers(Closure c) { Spec.eval(c, new TriggersSpec(list: triggers)) }
     def methodMissing(String name, args) { throw new IllegalArgumentException("Undefined section \"${name}\"") }
 }
 
@@ -68,6 +70,15 @@ class ParametersSpec {
     void booleanParam(Map a) { list << [type: 'boolean', name: a.name, defaultValue: a.defaultValue ?: false] }
     void choice(Map a) { list << [type: 'choice', name: a.name, defaultValue: (a.choices as List)[0]] }
     def methodMissing(String name, args) { throw new IllegalArgumentException("Invalid parameter type \"${name}\"") }
+}
+
+/** `triggers { cron('H/30 * * * *') }`: the job's triggers, as declarative knows them. */
+class TriggersSpec {
+    List<Map> list
+    void cron(String spec) { list << [kind: 'cron', spec: spec] }
+    void pollSCM(String spec) { list << [kind: 'pollSCM', spec: spec] }
+    void upstream(Map a) { list << [kind: 'upstream'] + a }
+    def methodMissing(String name, args) { throw new IllegalArgumentException("Invalid trigger type \"${name}\"") }
 }
 
 class StagesSpec {

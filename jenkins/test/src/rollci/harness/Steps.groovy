@@ -1,5 +1,7 @@
 package rollci.harness
 
+import java.nio.file.Files
+import java.nio.file.attribute.PosixFilePermissions
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.locks.ReentrantLock
 
@@ -195,29 +197,59 @@ class Steps {
 
     Map string(Map a) { [kind: 'string'] + a }
 
+    Map file(Map a) { [kind: 'file'] + a }
+
+    /**
+     * Binds each credential for the body, its values masked. A secret file is written, like
+     * Jenkins' FileBinding, to `<current directory>@tmp/secretFiles/<uuid>/<its file name>`
+     * (owner-only), so outside the workspace unless under `dir()`, and deleted afterwards; the
+     * variable holds that path, which is what gets masked (the file's content is not).
+     */
     Object withCredentials(List<Map> bindings, Closure body) {
         Map<String, String> layer = [:]
         List<String> masked = []
-        bindings.each { Map d ->
-            Map c = b.credential(d.credentialsId as String)
-            if (d.kind == 'usernamePassword') {
-                if (c.password == null) { throw new AbortException("Credentials '${d.credentialsId}' is of the wrong type") }
+        List<File> files = []
+        boolean bound = false
+        try {
+            bindings.each { Map d -> bind(d, b.credential(d.credentialsId as String), layer, masked, files) }
+            b.secrets.addAll(masked)
+            b.envLayers << layer
+            bound = true
+            return body.call()
+        } finally {
+            if (bound) {
+                b.envLayers.remove(b.envLayers.size() - 1)
+                masked.each { b.secrets.remove(it) }
+            }
+            files*.deleteDir()
+        }
+    }
+
+    private void bind(Map d, Map c, Map<String, String> layer, List<String> masked, List<File> files) {
+        String wrong = "Credentials '${d.credentialsId}' is of the wrong type"
+        switch (d.kind) {
+            case 'usernamePassword':
+                if (c.password == null) { throw new AbortException(wrong) }
                 layer[d.usernameVariable as String] = c.username
                 layer[d.passwordVariable as String] = c.password
                 masked.addAll([c.username, c.password])
-            } else {
-                if (c.secret == null) { throw new AbortException("Credentials '${d.credentialsId}' is of the wrong type") }
+                break
+            case 'file':
+                if (c.content == null) { throw new AbortException(wrong) }
+                File dir = new File(b.cwd.path + '@tmp', "secretFiles/${UUID.randomUUID()}")
+                dir.mkdirs()
+                files << dir
+                Files.setPosixFilePermissions(dir.toPath(), PosixFilePermissions.fromString('rwx------'))
+                File f = new File(dir, (c.fileName ?: 'secret') as String)
+                f.setText(c.content as String, 'UTF-8')
+                Files.setPosixFilePermissions(f.toPath(), PosixFilePermissions.fromString('r--------'))
+                layer[d.variable as String] = f.path
+                masked << f.path
+                break
+            default:
+                if (c.secret == null) { throw new AbortException(wrong) }
                 layer[d.variable as String] = c.secret
                 masked << c.secret
-            }
-        }
-        b.secrets.addAll(masked)
-        b.envLayers << layer
-        try {
-            return body.call()
-        } finally {
-            b.envLayers.remove(layer)
-            masked.each { b.secrets.remove(it) }
         }
     }
 
