@@ -695,3 +695,38 @@ fn keystone_v3_application_credentials_a_slow_refused_delete_and_no_valid_host()
         "fault and console kept: {text}"
     );
 }
+
+/// The shipped multi-node lab (`examples/osa-onmetal/`), its first steps against mimic: the
+/// Rackspace cloud of its clouds.yaml entry, the OnMetal flavor and image by name in its
+/// IAD region, the server tagged and ACTIVE; then cleanup. Up to the point where a real host
+/// would be needed: rollci never connects to the address mimic invents (`reach = "none"`).
+#[test]
+fn the_osa_onmetal_lab_rents_its_server_from_mimic_and_cleanup_deletes_it() {
+    let mimic = Mimic::start();
+    let example = Path::new(ROOT).join("examples/osa-onmetal");
+    let text = std::fs::read_to_string(example.join("rollci.toml")).unwrap();
+    let patched = text
+        .replace("reach = \"ssh\"", "reach = \"none\"")
+        .replace("tunnel = true", "tunnel = false");
+    assert_ne!(patched, text, "the lab reaches its server over ssh");
+    let lab = Lab::with_text(&patched);
+    let user = user("osa");
+    let clouds = format!(
+        "clouds:\n  rackspace:\n    auth_type: rackspace_apikey\n    auth:\n      auth_url: {}\n      \
+         username: {user}\n      api_key: k\n",
+        mimic.auth_url
+    );
+    std::fs::write(lab.dir.path().join("clouds.yaml"), clouds).unwrap();
+    let said = output(&lab.expect(&["provision", "--acquire-only"], 0));
+    assert!(said.contains("ACTIVE at"), "{said}");
+    let run = lab.state()["run_id"].as_str().unwrap().to_string();
+    let servers = mimic.servers(&user, "IAD");
+    let ours = of_run(&servers, &run);
+    assert_eq!(ours.len(), 1, "{servers:?}");
+    assert_eq!(ours[0]["metadata"]["rollci_lab"], "osa-onmetal");
+    assert_eq!(ours[0]["metadata"]["purpose"], "rollci-osa-onmetal");
+    assert_eq!(ours[0]["flavor"]["id"], "onmetal-io1");
+    assert_eq!(lab.state()["hosts"][0]["name"], "infra-host");
+    lab.expect(&["cleanup"], 0);
+    assert!(of_run(&mimic.servers(&user, "IAD"), &run).is_empty());
+}

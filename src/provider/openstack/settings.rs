@@ -181,6 +181,12 @@ impl Settings {
                 ),
             ));
         }
+        if self.tunnel && self.reach == Reach::None {
+            return Err((
+                "provider.tunnel".into(),
+                "a tunnel needs `reach = \"ssh\"`".into(),
+            ));
+        }
         if self.attempts == 0 {
             return Err(("provider.attempts".into(), "at least 1".into()));
         }
