@@ -97,7 +97,7 @@ clean-demo:
 # strays job, checked in under jenkins/ (a test fails when they are stale). JENKINS_SCM_URL is the repository the jobs
 # check out; tests/it/jenkins.rs and jenkins/jjb/demo.yaml name the same default.
 JENKINS_SCM_URL ?= https://git.example.com/rollci/rollci.git
-JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml vm:examples/vm/rollci.toml
+JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml vm:examples/vm/rollci.toml osa-onmetal:examples/osa-onmetal/rollci.toml
 # The periodic strays job's flags (the reference pipeline's cloud); tests/it/jenkins.rs names the same.
 JENKINS_STRAYS  := --cloud rackspace --region IAD
 

@@ -58,12 +58,26 @@ pub struct Session {
 impl Session {
     /// Authenticates now, so a wrong password or URL fails the step at its start.
     pub fn open(cloud: Cloud, timeout: Duration) -> anyhow::Result<Session> {
-        let client = Client::builder()
+        Session::with(cloud, timeout, None)
+    }
+
+    /// A session with the lab's own cloud (the system under test), whose API may be
+    /// reachable only through the lab's SOCKS tunnel: through it when there is one.
+    pub fn open_in_lab(cloud: Cloud, timeout: Duration) -> anyhow::Result<Session> {
+        Session::with(cloud, timeout, crate::route::socks())
+    }
+
+    fn with(cloud: Cloud, timeout: Duration, socks: Option<String>) -> anyhow::Result<Session> {
+        let mut builder = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("rollci/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("failed to build the HTTP client")?;
+            .user_agent(concat!("rollci/", env!("CARGO_PKG_VERSION")));
+        if let Some(address) = socks {
+            let proxy = reqwest::Proxy::all(format!("socks5h://{address}"))
+                .context("the lab's SOCKS tunnel address")?;
+            builder = builder.no_proxy().proxy(proxy);
+        }
+        let client = builder.build().context("failed to build the HTTP client")?;
         let token = issue(&client, &cloud)?;
         Ok(Session {
             cloud,
