@@ -62,6 +62,15 @@ impl Server {
         })
     }
 
+    /// An ACTIVE server with this metadata and nothing else (for tests).
+    #[cfg(test)]
+    pub fn with_metadata(metadata: &Value) -> Server {
+        Server::from_json(
+            &json!({"id": "i", "name": "n", "status": "ACTIVE", "metadata": metadata}),
+        )
+        .expect("an id")
+    }
+
     /// The address to reach it at: on `network` (any network when `None`, the access
     /// address first), of IP version `version`.
     pub fn address(&self, network: Option<&str>, version: u8) -> Option<String> {

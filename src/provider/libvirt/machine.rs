@@ -122,16 +122,18 @@ impl Machine {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Destroyed::AlreadyGone),
                 Err(e) => Err(e).with_context(|| format!("failed to remove `{path}`")),
             },
-            Machine::Remote { .. } => {
-                let there = self.remote(&["test", "-e", path], REMOTE).is_ok();
-                self.remote(&["rm", "-f", "--", path], REMOTE)?;
-                Ok(if there {
-                    Destroyed::Now
-                } else {
-                    Destroyed::AlreadyGone
-                })
-            }
+            Machine::Remote { .. } => self.rm("-f", path),
         }
+    }
+
+    /// `rm FLAG -- path` on the parent; whether there was something to remove.
+    fn rm(&self, flag: &str, path: &str) -> anyhow::Result<Destroyed> {
+        let there = self.remote(&["test", "-e", path], REMOTE).is_ok();
+        self.remote(&["rm", flag, "--", path], REMOTE)?;
+        Ok(match there {
+            true => Destroyed::Now,
+            false => Destroyed::AlreadyGone,
+        })
     }
 
     /// Removes the run's folder on the parent (empty by then but for console logs).
@@ -145,13 +147,7 @@ impl Machine {
                     "`{path}` is not a run folder under `{}`",
                     dir.display()
                 );
-                let there = self.remote(&["test", "-e", path], REMOTE).is_ok();
-                self.remote(&["rm", "-rf", "--", path], REMOTE)?;
-                Ok(if there {
-                    Destroyed::Now
-                } else {
-                    Destroyed::AlreadyGone
-                })
+                self.rm("-rf", path)
             }
         }
     }

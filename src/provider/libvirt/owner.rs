@@ -44,22 +44,13 @@ impl Owner for Libvirt {
                 let name = resource.data["domain"]
                     .as_str()
                     .context("domain without a name")?;
-                // The URI it was defined with (on a parent: the run's ssh wrapper, rewritten).
-                let virsh = match resource.data["uri"].as_str() {
-                    Some(uri) if !uri.starts_with("qemu+ssh://") => Virsh::new(uri),
-                    _ => self.virsh()?,
-                };
-                Ok(gone(virsh.remove(name)?))
+                Ok(gone(self.virsh_of(resource)?.remove(name)?))
             }
             network::NETWORK => {
                 let name = resource.data["network"]
                     .as_str()
                     .context("network without a name")?;
-                let virsh = match resource.data["uri"].as_str() {
-                    Some(uri) if !uri.starts_with("qemu+ssh://") => Virsh::new(uri),
-                    _ => self.virsh()?,
-                };
-                network::remove(&virsh, name)
+                network::remove(&self.virsh_of(resource)?, name)
             }
             DISK => self.machine.remove(path()?),
             RUN_DIR => self.machine.remove_dir(path()?),
@@ -73,6 +64,15 @@ impl Owner for Libvirt {
 }
 
 impl Libvirt {
+    /// virsh at the URI a resource was made with (on a parent: the run's ssh wrapper,
+    /// written again).
+    fn virsh_of(&self, resource: &Resource) -> anyhow::Result<Virsh> {
+        match resource.data["uri"].as_str() {
+            Some(uri) if !uri.starts_with("qemu+ssh://") => Ok(Virsh::new(uri)),
+            _ => self.virsh(),
+        }
+    }
+
     /// Networks of this run the journal missed (killed between `net-define` and the
     /// journal write): the run's name prefix is theirs alone.
     fn network_strays(

@@ -156,17 +156,7 @@ mod tests {
     use serde_json::json;
 
     fn server(meta: Value) -> Server {
-        Server {
-            id: "i".into(),
-            name: "n".into(),
-            status: "ACTIVE".into(),
-            metadata: meta.as_object().unwrap().clone(),
-            addresses: Value::Null,
-            access_ipv4: None,
-            access_ipv6: None,
-            fault: None,
-            task_state: None,
-        }
+        Server::with_metadata(&meta)
     }
 
     #[test]

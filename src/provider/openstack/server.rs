@@ -239,17 +239,7 @@ mod tests {
             .with_timezone(&Utc);
         let meta = tag("lab", "run1", "host", 2, expires);
         assert_eq!(meta[TAG_EXPIRES], "2026-12-03T00:00:00Z");
-        let server = Server {
-            id: "x".into(),
-            name: "n".into(),
-            status: "BUILD".into(),
-            metadata: meta.as_object().unwrap().clone(),
-            addresses: Value::Null,
-            access_ipv4: None,
-            access_ipv6: None,
-            fault: None,
-            task_state: None,
-        };
+        let server = Server::with_metadata(&meta);
         assert!(tagged(&server, "run1", Some("host"), Some(2)));
         assert!(tagged(&server, "run1", None, None));
         assert!(!tagged(&server, "run1", Some("host"), Some(1)));
