@@ -465,6 +465,9 @@ impl Provider for OpenStack {
 
     fn vars(&self) -> serde_json::Map<String, Value> {
         let mut vars = self.parent("0.0.0.0").vars();
+        vars.extend(self.vms("0.0.0.0").map(|v| v.vars()).unwrap_or_default());
+        // A folder of the workspace for what the lab's playbooks keep (e.g. VMs' keys).
+        vars.insert("rollci_lab_dir".into(), json!(self.workspace.join("lab")));
         vars.insert("rollci_region".into(), json!(self.region()));
         vars
     }
