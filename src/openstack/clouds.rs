@@ -78,6 +78,11 @@ impl fmt::Debug for Cloud {
     }
 }
 
+/// A variable of the process environment, empty meaning unset (as Jenkins passes them).
+pub fn env_var(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
 /// The `clouds.yaml` files, in the order openstacksdk reads them.
 pub fn search_path(var: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
     if let Some(file) = var("OS_CLIENT_CONFIG_FILE") {

@@ -35,7 +35,7 @@ impl Keystone {
     /// Reads `OS_AUTH_URL`, `OS_USERNAME`, `OS_PASSWORD`, `OS_PROJECT_NAME` and the optional
     /// `OS_USER_DOMAIN_NAME` / `OS_PROJECT_DOMAIN_NAME` (default `Default`).
     pub fn from_env() -> anyhow::Result<Keystone> {
-        Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_vars(super::clouds::env_var)
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Keystone> {

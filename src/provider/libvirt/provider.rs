@@ -35,6 +35,8 @@ pub struct Libvirt {
     pub(super) base_dir: PathBuf,
     pub(super) ssh: Ssh,
     pub(super) machine: Machine,
+    /// The URI, once worked out (on a parent that writes the ssh wrapper: once per run).
+    uri: std::sync::OnceLock<String>,
 }
 
 /// A guest as the journal knows it.
@@ -60,6 +62,7 @@ impl Libvirt {
         Libvirt {
             ssh,
             machine,
+            uri: std::sync::OnceLock::new(),
             settings,
             base_dir: base_dir.to_path_buf(),
             workspace,
@@ -68,7 +71,11 @@ impl Libvirt {
 
     /// virsh against the machine (on a parent: `qemu+ssh://` through the run's ssh).
     pub(super) fn virsh(&self) -> anyhow::Result<Virsh> {
-        Ok(Virsh::new(&self.machine.uri(&self.settings.uri)?))
+        if let Some(uri) = self.uri.get() {
+            return Ok(Virsh::new(uri));
+        }
+        let uri = self.machine.uri(&self.settings.uri)?;
+        Ok(Virsh::new(self.uri.get_or_init(|| uri)))
     }
 
     /// The parent as a `static` host: reached, waited for, tunneled through.

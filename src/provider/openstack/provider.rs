@@ -484,13 +484,14 @@ impl Provider for OpenStack {
     }
 
     fn diagnose(&self) -> Vec<Finding> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        vec![match crate::openstack::clouds::load(self.cloud(), &var) {
-            Ok(cloud) => Finding::ok(
-                "cloud",
-                format!("{} ({}, {})", cloud.name, cloud.auth_url, cloud.source),
-            ),
-            Err(e) => Finding::missing("cloud", format!("{e:#}")),
-        }]
+        vec![
+            match crate::openstack::clouds::load(self.cloud(), &crate::openstack::clouds::env_var) {
+                Ok(cloud) => Finding::ok(
+                    "cloud",
+                    format!("{} ({}, {})", cloud.name, cloud.auth_url, cloud.source),
+                ),
+                Err(e) => Finding::missing("cloud", format!("{e:#}")),
+            },
+        ]
     }
 }

@@ -39,8 +39,7 @@ impl Compute {
         service_name: Option<&str>,
         timeout: Duration,
     ) -> anyhow::Result<Compute> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let cloud = clouds::load(cloud, &var)?;
+        let cloud = clouds::load(cloud, &clouds::env_var)?;
         let region = region.map(str::to_string).or(cloud.region.clone());
         let session = Session::open(cloud, timeout)?;
         let url = session.endpoint("compute", region.as_deref(), service_name)?;
@@ -53,16 +52,14 @@ impl Compute {
 
     /// The regions where the cloud's catalog has compute.
     pub fn regions(cloud: Option<&str>, timeout: Duration) -> anyhow::Result<Vec<String>> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let session = Session::open(clouds::load(cloud, &var)?, timeout)?;
+        let session = Session::open(clouds::load(cloud, &clouds::env_var)?, timeout)?;
         Ok(session.regions("compute"))
     }
 
     /// Compute as a journal record names it (cloud, region, URL), for cleanup.
     pub fn reopen(data: &Value, timeout: Duration) -> anyhow::Result<Compute> {
         let cloud = data["cloud"].as_str().filter(|c| *c != "env");
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let cloud = clouds::load(cloud, &var)?;
+        let cloud = clouds::load(cloud, &clouds::env_var)?;
         let session = Session::open(cloud, timeout)?;
         let url = data["compute"].as_str().unwrap_or_default().to_string();
         anyhow::ensure!(!url.is_empty(), "the journal record names no compute URL");
