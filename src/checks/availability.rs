@@ -17,13 +17,20 @@ pub struct Watch {
     availability: Availability,
 }
 
-/// `name -> address:port` of every host, for `{name}` in probe URLs.
+/// `name -> address:port` of every host, for `{name}` in probe URLs, and `name:port-name ->
+/// address:port` of its named ports (`{lb:keystone}`).
 pub fn host_vars(state: &State) -> BTreeMap<String, String> {
-    state
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), format!("{}:{}", h.address, h.port)))
-        .collect()
+    let mut vars = BTreeMap::new();
+    for h in &state.hosts {
+        vars.insert(h.name.clone(), format!("{}:{}", h.address, h.port));
+        for (name, port) in &h.ports {
+            vars.insert(
+                format!("{}:{name}", h.name),
+                format!("{}:{port}", h.address),
+            );
+        }
+    }
+    vars
 }
 
 impl Watch {

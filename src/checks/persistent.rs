@@ -414,6 +414,7 @@ mod tests {
             groups: vec![],
             connection: "local".into(),
             user: None,
+            ports: Default::default(),
         }];
     }
 

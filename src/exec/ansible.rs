@@ -193,6 +193,7 @@ mod tests {
                 groups: vec![group.into()],
                 connection: "local".into(),
                 user: None,
+                ports: Default::default(),
             });
         }
         s
@@ -204,6 +205,15 @@ mod tests {
         assert!(text.contains("    \"nodes\":\n      hosts:\n        \"node1\":\n          ansible_host: \"127.0.0.3\""), "{text}");
         assert!(text.contains("rollci_port: 8080"), "{text}");
         assert!(text.contains("ansible_python_interpreter: \"/usr/bin/python3\""));
+        assert!(!text.contains("rollci_ports"), "{text}");
+    }
+
+    #[test]
+    fn named_ports_reach_the_inventory() {
+        let mut s = state();
+        s.hosts[1].ports.insert("keystone".into(), 5001);
+        let text = inventory(&s).unwrap();
+        assert!(text.contains("rollci_ports: {\"keystone\":5001}"), "{text}");
     }
 
     #[test]

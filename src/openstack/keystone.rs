@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::Mutex;
 
 use crate::secret::Secret;
@@ -33,12 +34,19 @@ impl fmt::Debug for Keystone {
 
 impl Keystone {
     /// Reads `OS_AUTH_URL`, `OS_USERNAME`, `OS_PASSWORD`, `OS_PROJECT_NAME` and the optional
-    /// `OS_USER_DOMAIN_NAME` / `OS_PROJECT_DOMAIN_NAME` (default `Default`).
+    /// `OS_USER_DOMAIN_NAME` / `OS_PROJECT_DOMAIN_NAME` (default `Default`); without
+    /// `OS_AUTH_URL`, the password cloud `OS_CLOUD` of a `clouds.yaml` (a lab that deploys its
+    /// own cloud writes one, read when the probes start).
     pub fn from_env() -> anyhow::Result<Keystone> {
         Self::from_vars(super::clouds::env_var)
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Keystone> {
+        if var("OS_AUTH_URL").is_none()
+            && let Some(cloud) = var("OS_CLOUD")
+        {
+            return Self::from_cloud(&super::clouds::load(Some(&cloud), &var)?);
+        }
         let need = |k: &str| {
             var(k).ok_or_else(|| {
                 anyhow::anyhow!(
@@ -54,6 +62,40 @@ impl Keystone {
             project: need("OS_PROJECT_NAME")?,
             user_domain: var("OS_USER_DOMAIN_NAME").unwrap_or_else(|| "Default".into()),
             project_domain: var("OS_PROJECT_DOMAIN_NAME").unwrap_or_else(|| "Default".into()),
+        })
+    }
+
+    /// A v3 password cloud of a `clouds.yaml`, scoped to a project by name.
+    pub fn from_cloud(cloud: &super::clouds::Cloud) -> anyhow::Result<Keystone> {
+        use super::clouds::{Method, Version};
+        let (
+            Method::Password {
+                username,
+                password,
+                user_domain,
+                ..
+            },
+            Version::V3,
+        ) = (&cloud.method, cloud.version)
+        else {
+            anyhow::bail!(
+                "{}: probes with `auth = \"openstack\"` need a v3 password cloud",
+                cloud.source
+            );
+        };
+        let project = cloud.project_name.clone().with_context(|| {
+            format!(
+                "{}: probes with `auth = \"openstack\"` need `project_name`",
+                cloud.source
+            )
+        })?;
+        Ok(Keystone {
+            auth_url: cloud.auth_url.clone(),
+            username: username.clone(),
+            password: password.clone(),
+            project,
+            user_domain: user_domain.clone(),
+            project_domain: cloud.project_domain.clone(),
         })
     }
 
@@ -180,5 +222,32 @@ mod tests {
         let err =
             Keystone::from_vars(|k| (k != "OS_PASSWORD").then(|| vars(k)).flatten()).unwrap_err();
         assert!(err.to_string().contains("`OS_PASSWORD`"), "{err}");
+    }
+
+    #[test]
+    fn without_os_auth_url_the_os_cloud_of_a_clouds_yaml_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clouds.yaml");
+        std::fs::write(
+            &file,
+            "clouds:\n  lab:\n    auth:\n      auth_url: http://127.0.0.9:5000/v3\n      username: admin\n      project_name: admin\n      user_domain_name: Default\n      project_domain_name: Default\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("secure.yaml"),
+            "clouds:\n  lab:\n    auth:\n      password: s3cr3t-Pa55\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let var = |k: &str| match k {
+            "OS_CLOUD" => Some("lab".to_string()),
+            "OS_CLIENT_CONFIG_FILE" => Some(path.clone()),
+            _ => None,
+        };
+        let k = Keystone::from_vars(var).unwrap();
+        assert_eq!(k.tokens_url(), "http://127.0.0.9:5000/v3/auth/tokens");
+        assert_eq!(k.project, "admin");
+        assert!(k.request_body().to_string().contains("s3cr3t-Pa55"));
+        assert!(!format!("{k:?}").contains("s3cr3t"));
     }
 }

@@ -186,7 +186,14 @@ pub fn invocation(
     ));
     for h in &ctx.journal.state.hosts {
         let name = format!("ROLLCI_HOST_{}", h.name.to_uppercase().replace('-', "_"));
-        env.push((name, format!("{}:{}", h.address, h.port)));
+        env.push((name.clone(), format!("{}:{}", h.address, h.port)));
+        for (port_name, port) in &h.ports {
+            let port_name = port_name.to_uppercase().replace(['-', '.'], "_");
+            env.push((
+                format!("{name}_{port_name}"),
+                format!("{}:{port}", h.address),
+            ));
+        }
     }
     let exported = vars.iter().filter(|(k, _)| k.starts_with("rollci_"));
     env.extend(exported.filter_map(|(k, v)| Some((k.to_uppercase(), v.as_str()?.to_string()))));

@@ -72,6 +72,7 @@ impl Provider for FakeProvider {
             groups: vec!["all".into()],
             connection: "local".into(),
             user: None,
+            ports: Default::default(),
         }];
         journal.save()
     }

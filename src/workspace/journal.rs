@@ -4,6 +4,7 @@
 //! guarded by an exclusive lock on `<workspace>/state.lock` held for a whole command.
 //! A resource is recorded as `creating` before the call that creates it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,10 @@ pub struct Host {
     pub connection: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Named ports besides `port` (a lab with several services per host): `{lb:keystone}`
+    /// in URLs, `rollci_ports` in the inventory.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, u16>,
 }
 
 /// The layers of a lab, in creation order; cleanup destroys the higher ones first.

@@ -56,6 +56,12 @@ pub fn specs(
                     format!("probe `{}` names unknown host `{host}`", probe.name)
                 })?;
                 vars.insert("host".into(), address.clone());
+                let prefix = format!("{host}:");
+                for (key, value) in hosts {
+                    if let Some(port) = key.strip_prefix(&prefix) {
+                        vars.insert(format!("host:{port}"), value.clone());
+                    }
+                }
                 service = format!("{}@{host}", probe.name);
             }
             let requests = probe
@@ -78,4 +84,26 @@ pub fn specs(
         }
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_ports_expand_for_the_lab_and_for_each_host() {
+        let probe: ProbeConfig = toml::from_str(
+            "name = \"ks\"\nurl = \"http://{host:keystone}/v3 via {lb:keystone}\"\nhosts = [\"node1\"]",
+        )
+        .unwrap();
+        let hosts = BTreeMap::from([
+            ("lb".to_string(), "127.0.0.2:80".to_string()),
+            ("lb:keystone".to_string(), "127.0.0.2:5000".to_string()),
+            ("node1".to_string(), "127.0.0.3:80".to_string()),
+            ("node1:keystone".to_string(), "127.0.0.3:5000".to_string()),
+        ]);
+        let specs = specs(&[probe], &hosts).unwrap();
+        assert_eq!(specs[0].service, "ks@node1");
+        assert_eq!(specs[0].url, "http://127.0.0.3:5000/v3 via 127.0.0.2:5000");
+    }
 }

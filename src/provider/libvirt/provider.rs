@@ -305,6 +305,7 @@ impl Libvirt {
                 groups: h.groups.clone(),
                 connection: "local".into(),
                 user: None,
+                ports: Default::default(),
             })
             .collect();
         hosts.extend(self.settings.parent.iter().map(|p| Host {
@@ -314,6 +315,7 @@ impl Libvirt {
             groups: p.groups.clone(),
             connection: "ssh".into(),
             user: Some(p.user.clone()),
+            ports: Default::default(),
         }));
         for vm in &self.settings.vms {
             let Some(g) = guests.iter().find(|g| g.name == vm.name) else {
@@ -326,6 +328,7 @@ impl Libvirt {
                 groups: vm.groups.clone(),
                 connection: "ssh".into(),
                 user: Some(USER.into()),
+                ports: Default::default(),
             });
         }
         hosts

@@ -138,8 +138,15 @@ impl Provider for Local {
         self.ensure_dir(journal, "lab", Layer::Host, None)?;
         if journal.state.hosts.is_empty() {
             let addresses = self.settings.addresses();
-            let port = pick_port(&addresses, self.settings.port)?;
-            journal.state.hosts = hosts(&addresses, port);
+            let port = pick_port(&addresses, self.settings.port, &[])?;
+            let mut taken = vec![port];
+            let mut named = std::collections::BTreeMap::new();
+            for name in &self.settings.ports {
+                let p = pick_port(&addresses, 0, &taken)?;
+                taken.push(p);
+                named.insert(name.clone(), p);
+            }
+            journal.state.hosts = hosts(&addresses, port, &named);
             journal.save()?;
         }
         Ok(())
@@ -214,7 +221,11 @@ impl Provider for Local {
     }
 }
 
-fn hosts(addresses: &[Ipv4Addr], port: u16) -> Vec<Host> {
+fn hosts(
+    addresses: &[Ipv4Addr],
+    port: u16,
+    ports: &std::collections::BTreeMap<String, u16>,
+) -> Vec<Host> {
     addresses
         .iter()
         .enumerate()
@@ -229,16 +240,19 @@ fn hosts(addresses: &[Ipv4Addr], port: u16) -> Vec<Host> {
             groups: vec![if i == 0 { "lb".into() } else { "nodes".into() }],
             connection: "local".into(),
             user: None,
+            ports: ports.clone(),
         })
         .collect()
 }
 
-/// A port free on every address (the configured one, or one the kernel hands out).
-fn pick_port(addresses: &[Ipv4Addr], wanted: u16) -> anyhow::Result<u16> {
+/// A port free on every address (the configured one, or one the kernel hands out) and not
+/// one of `taken`.
+fn pick_port(addresses: &[Ipv4Addr], wanted: u16, taken: &[u16]) -> anyhow::Result<u16> {
     let free_everywhere = |port: u16| {
-        addresses
-            .iter()
-            .all(|a| TcpListener::bind(SocketAddrV4::new(*a, port)).is_ok())
+        !taken.contains(&port)
+            && addresses
+                .iter()
+                .all(|a| TcpListener::bind(SocketAddrV4::new(*a, port)).is_ok())
     };
     if wanted != 0 {
         anyhow::ensure!(

@@ -26,6 +26,10 @@ pub struct Settings {
     /// Tools the lab's playbooks need besides ansible-playbook (checked by `doctor`).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Named ports besides `port`, one per service a host runs (`["keystone", "glance"]`):
+    /// each free on every address, chosen at provision.
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 impl Settings {
@@ -48,6 +52,12 @@ impl Settings {
         }
         if self.nodes == 0 {
             return Err(("provider.nodes", "must be at least 1".into()));
+        }
+        for (i, name) in self.ports.iter().enumerate() {
+            crate::config::validate::check_name(name).map_err(|m| ("provider.ports", m))?;
+            if self.ports[..i].contains(name) {
+                return Err(("provider.ports", format!("`{name}` is named twice")));
+            }
         }
         if u16::from(last) + u16::from(self.nodes) > 254 {
             return Err((
@@ -92,6 +102,22 @@ mod tests {
         let s = parse("").unwrap();
         assert_eq!(s.addresses().len(), 4);
         assert_eq!(s.addresses()[1], Ipv4Addr::new(127, 0, 0, 3));
+    }
+
+    #[test]
+    fn named_ports_are_plain_and_distinct() {
+        let s = parse("ports = [\"keystone\", \"glance\"]").unwrap();
+        assert_eq!(s.ports, ["keystone", "glance"]);
+        let err = parse("ports = [\"a\", \"a\"]").unwrap_err().to_string();
+        assert!(
+            err.contains("`provider.ports`: `a` is named twice"),
+            "{err}"
+        );
+        let err = parse("ports = [\"a b\"]").unwrap_err().to_string();
+        assert!(
+            err.contains("`provider.ports`: `a b` is not a valid name"),
+            "{err}"
+        );
     }
 
     #[test]

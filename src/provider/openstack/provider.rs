@@ -309,6 +309,7 @@ impl OpenStack {
             groups: s.groups.clone(),
             connection: "ssh".into(),
             user: Some(s.user.clone()),
+            ports: Default::default(),
         }
     }
 

@@ -132,6 +132,7 @@ impl StaticHosts {
                 groups: h.groups.clone(),
                 connection: "ssh".into(),
                 user: Some(h.user.clone()),
+                ports: Default::default(),
             })
             .collect()
     }
