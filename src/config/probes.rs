@@ -59,6 +59,7 @@ impl ProbeConfig {
                 expect_status: self.expect_status.clone(),
                 body_contains: self.body_contains.clone(),
                 capture: None,
+                capture_header: None,
             }],
             (ProbeKind::Tcp, Some(url)) => vec![RequestConfig {
                 body_contains: self.banner.clone(),
@@ -103,6 +104,9 @@ pub struct RequestConfig {
     pub body_contains: Option<String>,
     /// Cycle steps: a top-level JSON field of the response to use as `{field}` later.
     pub capture: Option<String>,
+    /// Cycle steps: a response header to use as `{Header-Name}` later (Keystone answers a
+    /// token issue with `X-Subject-Token`).
+    pub capture_header: Option<String>,
 }
 
 impl RequestConfig {
@@ -116,6 +120,7 @@ impl RequestConfig {
             expect_status: vec![],
             body_contains: None,
             capture: None,
+            capture_header: None,
         }
     }
 }

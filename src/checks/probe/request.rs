@@ -75,6 +75,10 @@ async fn open(target: &str) -> std::io::Result<tokio::net::TcpStream> {
     })
 }
 
+/// The placeholder of a probe's own OpenStack token (`auth = "openstack"`) in bodies and
+/// headers: a Keystone cycle issues a new token from it (the `token` auth method).
+pub const AUTH_TOKEN: &str = "auth_token";
+
 /// Replaces `{name}` with `vars[name]`; unknown names stay as they are.
 pub fn expand(template: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = template.to_string();
@@ -182,14 +186,29 @@ async fn one(
         Some(tokens) => Some(tokens.get(client, timeout).await?),
         None => None,
     };
+    if let Some((token, _)) = &token {
+        captured.insert(AUTH_TOKEN.into(), token.clone());
+    }
     let mut reply = fetch(build(client, request, timeout, captured, token.as_ref())?).await?;
     if let (401, Some(tokens), Some((_, generation))) = (reply.0, auth, &token) {
         // An expired or revoked token: renew it once (for every probe) and try again.
         let fresh = tokens.renew(client, timeout, *generation).await?;
+        captured.insert(AUTH_TOKEN.into(), fresh.0.clone());
         reply = fetch(build(client, request, timeout, captured, Some(&fresh))?).await?;
     }
-    let (status, body) = reply;
+    let (status, body, headers) = reply;
     check(request, status, &body)?;
+    if let Some(name) = &request.capture_header {
+        let value = headers.get(name.as_str()).and_then(|v| v.to_str().ok());
+        let Some(value) = value else {
+            return Err((
+                "status",
+                Some(status),
+                format!("no `{name}` header in the response"),
+            ));
+        };
+        captured.insert(name.clone(), value.to_string());
+    }
     if let Some(field) = &request.capture {
         let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let text = match &value[field.as_str()] {
@@ -221,7 +240,7 @@ fn build(
         .request(method, expand(&request.url, captured))
         .timeout(timeout);
     for (k, v) in &request.headers {
-        builder = builder.header(k, v);
+        builder = builder.header(k, expand(v, captured));
     }
     if let Some((token, _)) = token {
         builder = builder.header("x-auth-token", token);
@@ -234,11 +253,14 @@ fn build(
     Ok(builder)
 }
 
-async fn fetch(builder: reqwest::RequestBuilder) -> Result<(u16, String), Failure> {
+async fn fetch(
+    builder: reqwest::RequestBuilder,
+) -> Result<(u16, String, reqwest::header::HeaderMap), Failure> {
     let response = builder.send().await.map_err(classify)?;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let body = response.text().await.map_err(classify)?;
-    Ok((status, body))
+    Ok((status, body, headers))
 }
 
 /// One request outside a probe schedule: its status and body, or why it failed
@@ -261,6 +283,7 @@ pub async fn exchange(
     }
     fetch(builder)
         .await
+        .map(|(status, body, _)| (status, body))
         .map_err(|(class, _, text)| (class, text))
 }
 
@@ -367,5 +390,90 @@ mod tests {
             let refused = connect(&closed.to_string(), None, t).await.unwrap_err();
             assert_eq!(refused.0, "refused");
         });
+    }
+
+    /// A server that issues `X-Subject-Token: t-42` on POST and answers 200 to a GET that
+    /// sends it back, 404 otherwise; it records the request heads it saw.
+    fn token_server() -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                head.push_str(&String::from_utf8_lossy(&body));
+                let answer = if head.starts_with("POST") {
+                    "201 Created\r\nX-Subject-Token: t-42"
+                } else if head.to_ascii_lowercase().contains("x-subject-token: t-42") {
+                    "200 OK"
+                } else {
+                    "404 Not Found"
+                };
+                let reply =
+                    format!("HTTP/1.1 {answer}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                stream.write_all(reply.as_bytes()).unwrap();
+                tx.send(head).unwrap();
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn a_cycle_captures_a_header_and_sends_it_back() {
+        let (addr, seen) = token_server();
+        let issue = RequestConfig {
+            method: "POST".into(),
+            body: Some("{\"token\": \"{auth_token}\"}".into()),
+            capture_header: Some("X-Subject-Token".into()),
+            ..RequestConfig::get(format!("http://{addr}/v3/auth/tokens"))
+        };
+        let validate = RequestConfig {
+            headers: BTreeMap::from([("X-Subject-Token".into(), "{X-Subject-Token}".into())]),
+            ..RequestConfig::get(format!("http://{addr}/v3/auth/tokens"))
+        };
+        let t = Duration::from_secs(5);
+        let outcome = send(&client().unwrap(), &[issue, validate], t, None).await;
+        assert!(outcome.ok(), "{outcome:?}");
+        let first = seen.recv().unwrap();
+        assert!(
+            first.ends_with("{\"token\": \"{auth_token}\"}"),
+            "no token: kept as is"
+        );
+        assert!(
+            seen.recv()
+                .unwrap()
+                .to_ascii_lowercase()
+                .contains("x-subject-token: t-42")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_captured_header_fails_the_step() {
+        let (addr, _seen) = token_server();
+        let issue = RequestConfig {
+            capture_header: Some("X-Other".into()),
+            method: "POST".into(),
+            ..RequestConfig::get(format!("http://{addr}/v3/auth/tokens"))
+        };
+        let outcome = send(&client().unwrap(), &[issue], Duration::from_secs(5), None).await;
+        assert_eq!(outcome.class, "status");
+        assert!(outcome.error.unwrap().contains("no `X-Other` header"));
     }
 }
