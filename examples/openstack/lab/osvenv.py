@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """One virtualenv per (service, release), cached by content: `osvenv.py SERVICE RELEASE`.
 
-RELEASE is a series of releases.yml (`2026.2`) or a PyPI version (`30.0.0`).
+RELEASE is a series of releases.yml (`2026.2`) or a PyPI version (`30.0.0`). Prints the
+venv's path. The cache key is a hash of everything that decides what gets installed: the
+Python version, the requirements and the series' `libraries_before` date. A warm run installs
+nothing. The cache folder is $ROLLCI_OPENSTACK_CACHE, else /var/cache/rollci/openstack (like
+the guest image's, it outlives workspaces on purpose: a venv is not relocatable, so it is
+built in place under a lock and marked complete last).
 
-Prints the venv's path. The cache key is a hash of everything that decides what pip
-installs: the Python version, the service's PyPI distribution and version, and the extras of
-releases.yml. A warm run installs nothing. The cache folder is $ROLLCI_OPENSTACK_CACHE, else
-/var/cache/rollci/openstack (like the guest image's, it outlives workspaces on purpose: a
-venv is not relocatable, so it is built in place under a lock and marked complete last).
+Installs go through uv (itself from PyPI, in a venv of this cache): it is several times
+faster than pip and can stand in for a series' upper constraints (`--exclude-newer`).
 
 `osvenv.py --tool NAME REQUIREMENT...` caches a tool's venv (tempest, rally) the same way.
 """
 
+import ast
 import fcntl
 import hashlib
 import json
@@ -23,74 +26,114 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("ROLLCI_OPENSTACK_CACHE") or "/var/cache/rollci/openstack"
+UV = "uv>=0.9,<1"
+# A date no release reaches: what is exempt from a series' library cut-off.
+NO_CUTOFF = "2100-01-01"
 
 
 def releases():
-    # releases.yml is flat enough to read without PyYAML on the agent's python3.
-    import ast
-    out, section, series = {"releases": {}, "extras": [], "packages": {}}, None, None
+    """releases.yml as {"releases": {series: {key: value}}, "extras", "packages"}.
+
+    The file is flat enough to read without PyYAML on the agent's python3."""
+    out, section, series = {"releases": {}, "extras": [], "constraints": [], "packages": {}}, None, None
     for line in open(os.path.join(HERE, "..", "releases.yml")):
         text = line.split("#", 1)[0].rstrip()
         if not text:
             continue
-        indent = len(text) - len(text.lstrip())
-        key, _, value = text.strip().partition(":")
-        key, value = key.strip().strip('"'), value.strip()
-        if indent == 0:
+        key, _, value = text.strip().lstrip("- ").partition(":")
+        key, value = key.strip(), value.strip().strip('"')
+        if not text.startswith(" "):
             section = key
             if value:
-                out[section] = ast.literal_eval(value)
-        elif section == "releases" and indent == 2:
-            series = key
-            out["releases"][series] = {}
+                out[section] = ast.literal_eval(text.partition(":")[2].strip())
+        elif section == "releases" and key == "series":
+            series = out["releases"].setdefault(value, {})
         elif section == "releases":
-            out["releases"][series][key] = value.strip('"')
+            series[key] = value
         else:
-            out[section][key] = value.strip('"')
+            out[section][key] = value
     return out
 
 
-def requirements(service, version):
+def plan(service, release):
+    """(requirements, uv options) of SERVICE at RELEASE."""
     data = releases()
-    version = data["releases"].get(version, {}).get(service, version)
     package = data["packages"].get(service)
     if package is None:
         sys.exit(f"osvenv.py: unknown service `{service}` (releases.yml packages: "
                  f"{', '.join(data['packages'])})")
-    return [f"{package}=={version}", *data["extras"]]
+    series = data["releases"].get(release, {})
+    version = series.get(service, release)
+    reqs = [f"{package}=={version}", *data["extras"]]
+    options = []
+    if "libraries_before" in series:
+        options += ["--exclude-newer", series["libraries_before"]]
+        for req in list(reqs):
+            name = req.split("=")[0].split(">")[0].split("<")[0].strip()
+            options += ["--exclude-newer-package", f"{name}={NO_CUTOFF}"]
+    return reqs + data["constraints"], options
 
 
-def ensure(name, reqs):
-    python = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
-    key = hashlib.sha256(json.dumps([python, reqs]).encode()).hexdigest()[:16]
-    path = os.path.join(CACHE, f"{name}-{key}")
+def python_version():
+    return ".".join(map(str, sys.version_info[:3]))
+
+
+def build(path, steps):
+    """Runs `steps(path)` into a fresh `path` under a lock, unless it is complete already."""
     done = os.path.join(path, ".complete")
     if os.path.exists(done):
         return path
     os.makedirs(CACHE, exist_ok=True)
-    with open(os.path.join(CACHE, f".{name}-{key}.lock"), "w") as lock:
+    with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(done):
             return path
         shutil.rmtree(path, ignore_errors=True)
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "venv", path], check=True)
-        pip = [os.path.join(path, "bin", "pip"), "install", "--quiet",
-               "--disable-pip-version-check", *reqs]
-        if subprocess.run(pip, stdin=subprocess.DEVNULL).returncode != 0:
+        try:
+            steps(path)
+        except subprocess.CalledProcessError as e:
             shutil.rmtree(path, ignore_errors=True)
-            sys.exit(f"osvenv.py: `pip install {' '.join(reqs)}` failed")
+            sys.exit(f"osvenv.py: `{' '.join(e.cmd)}` failed ({e.returncode})")
         with open(done, "w") as f:
-            json.dump({"requirements": reqs, "python": python,
-                       "seconds": round(time.monotonic() - started, 1)}, f)
+            json.dump({"seconds": round(time.monotonic() - started, 1)}, f)
     return path
+
+
+def uv():
+    key = hashlib.sha256(json.dumps([python_version(), UV]).encode()).hexdigest()[:16]
+
+    def steps(path):
+        subprocess.run([sys.executable, "-m", "venv", path], check=True)
+        subprocess.run([os.path.join(path, "bin", "pip"), "install", "--quiet",
+                        "--disable-pip-version-check", UV], check=True,
+                       stdin=subprocess.DEVNULL)
+
+    return os.path.join(build(os.path.join(CACHE, f"uv-{key}"), steps), "bin", "uv")
+
+
+def ensure(name, reqs, options=()):
+    key = hashlib.sha256(json.dumps([python_version(), reqs, list(options)]).encode())
+    path = os.path.join(CACHE, f"{name}-{key.hexdigest()[:16]}")
+    tool = uv()
+    env = {**os.environ, "UV_CACHE_DIR": os.path.join(CACHE, "uv-cache"),
+           "UV_NO_PROGRESS": "1"}
+
+    def steps(path):
+        subprocess.run([tool, "venv", "--quiet", "--seed", "--python", sys.executable, path],
+                       check=True, env=env, stdin=subprocess.DEVNULL)
+        subprocess.run([tool, "pip", "install", "--quiet", "--python",
+                        os.path.join(path, "bin", "python"), *options, *reqs],
+                       check=True, env=env, stdin=subprocess.DEVNULL)
+
+    return build(path, steps)
 
 
 def main(argv):
     if len(argv) >= 3 and argv[0] == "--tool":
         print(ensure(argv[1], argv[2:]))
     elif len(argv) == 2:
-        print(ensure(argv[0], requirements(*argv)))
+        print(ensure(argv[0], *plan(*argv)))
     else:
         sys.exit(__doc__)
 
