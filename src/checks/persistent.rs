@@ -303,7 +303,7 @@ fn token(config: &PersistentConfig) -> anyhow::Result<Option<Secret>> {
     if config.auth.is_none() {
         return Ok(None);
     }
-    let cloud = crate::openstack::clouds::from_env(&crate::openstack::clouds::env_var)?;
+    let cloud = crate::openstack::clouds::from_os_env(&crate::openstack::clouds::env_var)?;
     let session = crate::openstack::session::Session::open_in_lab(cloud, TIMEOUT)
         .with_context(|| format!("persistent resource `{}`: no token", config.name))?;
     Ok(Some(session.token()?))

@@ -201,6 +201,16 @@ fn from_entry(name: &str, entry: &Value, source: &str) -> Result<Cloud, String> 
     Ok(cloud)
 }
 
+/// The cloud the environment names, for the lab's probes and persistent resources: the
+/// `OS_*` variables when `OS_AUTH_URL` is set (an openrc), else the `OS_CLOUD` entry of a
+/// `clouds.yaml` (a lab that deploys its own cloud writes one).
+pub fn from_os_env(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Cloud> {
+    match (var("OS_AUTH_URL"), var("OS_CLOUD")) {
+        (None, Some(name)) => load(Some(&name), var),
+        _ => from_env(var),
+    }
+}
+
 /// The `OS_*` variables, as an openrc sets them.
 pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Cloud> {
     let get = |key: &str| {

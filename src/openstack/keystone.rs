@@ -42,10 +42,8 @@ impl Keystone {
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Keystone> {
-        if var("OS_AUTH_URL").is_none()
-            && let Some(cloud) = var("OS_CLOUD")
-        {
-            return Self::from_cloud(&super::clouds::load(Some(&cloud), &var)?);
+        if var("OS_AUTH_URL").is_none() && var("OS_CLOUD").is_some() {
+            return Self::from_cloud(&super::clouds::from_os_env(&var)?);
         }
         let need = |k: &str| {
             var(k).ok_or_else(|| {
