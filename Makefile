@@ -84,6 +84,16 @@ $(VENV)/bin/ansible-playbook:
 # The VM lab (examples/vm/): the demo's API in three libvirt guests (QEMU, TCG here), deployed
 # over ssh by Ansible, behind haproxy on this machine. scripts/demo-vm starts libvirtd when
 # none answers and stops it again afterwards, whatever the run's outcome.
+# The real OpenStack lab (examples/openstack/): Keystone, Placement and Glance from PyPI,
+# three API nodes each behind haproxy, MariaDB and memcached, upgraded rolling (0 ms at the
+# VIP) and then all at once (the outage), each run checked for leaks by
+# scripts/demo-openstack. The services' venvs are cached by content under
+# /var/cache/rollci/openstack (a warm run installs nothing).
+.PHONY: demo-openstack
+demo-openstack: deps build
+	@scripts/need-packages mariadbd:mariadb-server memcached
+	$(VENV)/bin/python scripts/demo-openstack $(ROLLCI)
+
 .PHONY: demo-vm
 demo-vm: deps build
 	@scripts/install-libvirt
@@ -97,7 +107,7 @@ clean-demo:
 # strays job, checked in under jenkins/ (a test fails when they are stale). JENKINS_SCM_URL is the repository the jobs
 # check out; tests/it/jenkins.rs and jenkins/jjb/demo.yaml name the same default.
 JENKINS_SCM_URL ?= https://git.example.com/rollci/rollci.git
-JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml vm:examples/vm/rollci.toml osa-onmetal:examples/osa-onmetal/rollci.toml
+JENKINS_LABS    := demo:examples/demo/rollci.toml demo-all-at-once:examples/demo/all-at-once.toml aio:examples/aio/rollci.toml vm:examples/vm/rollci.toml osa-onmetal:examples/osa-onmetal/rollci.toml openstack:examples/openstack/rollci.toml openstack-all-at-once:examples/openstack/all-at-once.toml
 # The periodic strays job's flags (the reference pipeline's cloud); tests/it/jenkins.rs names the same.
 JENKINS_STRAYS  := --cloud rackspace --region IAD
 
