@@ -20,12 +20,14 @@ use crate::lab::ROOT;
 const SCM_URL: &str = "https://git.example.com/rollci/rollci.git";
 
 /// The labs shipped with their generated files: (lab file, folder under `jenkins/`).
-const SHIPPED: [(&str, &str); 5] = [
+const SHIPPED: [(&str, &str); 7] = [
     ("examples/demo/rollci.toml", "demo"),
     ("examples/demo/all-at-once.toml", "demo-all-at-once"),
     ("examples/aio/rollci.toml", "aio"),
     ("examples/vm/rollci.toml", "vm"),
     ("examples/osa-onmetal/rollci.toml", "osa-onmetal"),
+    ("examples/openstack/rollci.toml", "openstack"),
+    ("examples/openstack/all-at-once.toml", "openstack-all-at-once"),
 ];
 
 /// The flags of the checked-in strays job, `jenkins/strays/` (the Makefile's `JENKINS_STRAYS`).
