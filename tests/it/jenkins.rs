@@ -27,7 +27,10 @@ const SHIPPED: [(&str, &str); 7] = [
     ("examples/vm/rollci.toml", "vm"),
     ("examples/osa-onmetal/rollci.toml", "osa-onmetal"),
     ("examples/openstack/rollci.toml", "openstack"),
-    ("examples/openstack/all-at-once.toml", "openstack-all-at-once"),
+    (
+        "examples/openstack/all-at-once.toml",
+        "openstack-all-at-once",
+    ),
 ];
 
 /// The flags of the checked-in strays job, `jenkins/strays/` (the Makefile's `JENKINS_STRAYS`).
