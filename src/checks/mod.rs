@@ -1,7 +1,8 @@
 //! What a run checks of the system under test: availability during the upgrade (probes),
-//! the smoke suite, and persistent resources.
+//! the smoke suite, Rally's load figures, and persistent resources.
 
 pub mod availability;
 pub mod persistent;
 pub mod probe;
+pub mod rally;
 pub mod smoke;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exit::{Kind, fail};
 
@@ -105,6 +105,60 @@ pub struct Verify {
     #[serde(default)]
     pub actions: Vec<Action>,
     pub smoke: Option<SmokeConfig>,
+    pub rally: Option<RallyConfig>,
+}
+
+/// `[verify.rally]`: a load run (Rally, the seed's Rally VM) whose JSON report
+/// (`rally task report --json`) is read in both phases; after the upgrade, each workload's
+/// duration is compared with before.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RallyConfig {
+    /// argv; it must write the report to `$ROLLCI_RALLY_REPORT` (a path rollci chooses).
+    pub command: Vec<String>,
+    /// Largest allowed after/before ratio of a workload's `metric` (e.g. 1.5).
+    #[serde(default = "default_max_slowdown")]
+    pub max_slowdown: f64,
+    /// The duration statistic compared: `median`, `p90`, `p95`, `avg` or `max`.
+    #[serde(default)]
+    pub metric: RallyMetric,
+    /// A slowdown smaller than this in absolute terms is noise, whatever its ratio.
+    #[serde(default = "default_noise_floor", with = "humantime_serde")]
+    pub noise_floor: Duration,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+fn default_max_slowdown() -> f64 {
+    2.0
+}
+
+fn default_noise_floor() -> Duration {
+    Duration::from_millis(20)
+}
+
+/// A duration statistic of Rally's report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RallyMetric {
+    #[default]
+    Median,
+    P90,
+    P95,
+    Avg,
+    Max,
+}
+
+impl RallyMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Median => "median",
+            Self::P90 => "p90",
+            Self::P95 => "p95",
+            Self::Avg => "avg",
+            Self::Max => "max",
+        }
+    }
 }
 
 /// `[verify.smoke]`: a test command whose results are a subunit v2 stream or JUnit XML.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Action, Config, ProbeConfig, ProbeKind, UpgradeMode};
+use super::{Action, Config, ProbeConfig, ProbeKind, RallyConfig, UpgradeMode};
 
 impl Config {
     pub(super) fn validate(&self) -> anyhow::Result<()> {
@@ -14,6 +14,9 @@ impl Config {
         }
         for (i, p) in self.persistent.iter().enumerate() {
             check_name(&p.name).map_err(|m| problem(&format!("persistent[{i}]"), m))?;
+        }
+        if let Some(rally) = &self.verify.rally {
+            check_rally(rally).map_err(|m| problem("verify.rally", m))?;
         }
         for (key, action) in self.actions() {
             check_action(action).map_err(|m| problem(&key, m))?;
@@ -99,6 +102,19 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), String> {
     }
 }
 
+fn check_rally(rally: &RallyConfig) -> Result<(), String> {
+    if rally.command.is_empty() {
+        return Err("`command` is an empty argv".into());
+    }
+    if !(rally.max_slowdown.is_finite() && rally.max_slowdown >= 1.0) {
+        return Err(format!(
+            "`max_slowdown` must be a ratio of at least 1.0 (after / before), not {}",
+            rally.max_slowdown
+        ));
+    }
+    Ok(())
+}
+
 fn check_action(action: &Action) -> Result<(), String> {
     check_name(&action.name)?;
     match (&action.playbook, &action.command) {
@@ -139,5 +155,32 @@ mod tests {
             "{text}"
         );
         assert_eq!(crate::exit::kind_of(&err), crate::exit::Kind::Usage);
+    }
+
+    #[test]
+    fn a_rally_slowdown_under_one_names_its_key_and_line() {
+        let lab = "[lab]\nname = \"t\"\nfrom_release = \"A\"\nto_release = \"B\"\n[provider]\nkind = \"local\"\n[upgrade]\nmode = \"rolling\"\n[[upgrade.components]]\nname = \"c\"\ncommand = [\"true\"]\n";
+        let text = format!("{lab}[verify.rally]\ncommand = [\"rally-run\"]\nmax_slowdown = 0.5\n");
+        let err = Config::parse(&text, std::path::Path::new("lab.toml")).unwrap_err();
+        let said = err.to_string();
+        assert!(said.starts_with("lab.toml:12: `verify.rally`:"), "{said}");
+        assert!(said.contains("at least 1.0"), "{said}");
+        let text = format!("{lab}[verify.rally]\ncommand = [\"rally-run\"]\nmetric = \"p99\"\n");
+        let said = Config::parse(&text, std::path::Path::new("lab.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            said.contains("lab.toml:14") && said.contains("metric"),
+            "{said}"
+        );
+        let text = format!(
+            "{lab}[verify.rally]\ncommand = [\"rally-run\"]\nmax_slowdown = 1.5\nnoise_floor = \"50ms\"\n"
+        );
+        let config = Config::parse(&text, std::path::Path::new("lab.toml")).unwrap();
+        let rally = config.verify.rally.unwrap();
+        assert_eq!(
+            (rally.max_slowdown, rally.noise_floor.as_millis()),
+            (1.5, 50)
+        );
     }
 }

@@ -4,6 +4,7 @@
 pub mod es;
 pub mod html;
 pub mod junit;
+pub mod phases;
 pub mod summary;
 
 use std::path::{Path, PathBuf};

@@ -8,9 +8,11 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
+use super::phases::{self, PhaseSummary};
 use crate::flow;
 use crate::workspace::evidence::{
-    self, ActionSpan, Availability, Counts, Persistent, PersistentOutcome, ServiceReport, Smoke,
+    self, ActionSpan, Availability, Counts, Persistent, PersistentOutcome, Rally, RallyComparison,
+    RallyWorkload, ServiceReport, Smoke,
 };
 use crate::workspace::journal::{Outcome, State, Status};
 
@@ -34,7 +36,12 @@ pub struct Summary {
     pub services: BTreeMap<String, ServiceReport>,
     /// The upgrade actions in the order they ran (the timeline's marks).
     pub upgrade_actions: Vec<ActionSpan>,
+    /// Downtime of every probed service within each upgrade action (expand, each node,
+    /// contract…), in the order the actions ran.
+    pub phases: Vec<PhaseSummary>,
     pub smoke: SmokeSummary,
+    /// Rally's workloads before and after the upgrade, and their comparison.
+    pub rally: RallySummary,
     pub persistent: PersistentSummary,
     /// Resources still live after a cleanup ran (empty when cleanup has not run yet).
     pub leaked: Vec<String>,
@@ -46,6 +53,15 @@ pub struct SmokeSummary {
     pub after: Option<Counts>,
     /// Tests that passed before the upgrade and fail after it.
     pub regressions: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RallySummary {
+    pub before: Option<Vec<RallyWorkload>>,
+    pub after: Option<Vec<RallyWorkload>>,
+    pub max_slowdown: Option<f64>,
+    /// Each workload after against before (the metric the lab chose).
+    pub comparisons: Vec<RallyComparison>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -89,6 +105,10 @@ pub fn summarize(state: &State, workspace: &Path) -> Summary {
         .ok()
         .flatten()
         .unwrap_or_default();
+    let rally_before: Option<Rally> = evidence::read(workspace, "rally-before.json")
+        .ok()
+        .flatten();
+    let rally_after: Option<Rally> = evidence::read(workspace, "rally-after.json").ok().flatten();
     let cleaned = state.steps.iter().any(|s| s.step == "cleanup");
     let incomplete = flow::incomplete(state);
     // A step that was retried by hand counts by its latest record.
@@ -102,7 +122,13 @@ pub fn summarize(state: &State, workspace: &Path) -> Summary {
         (false, true) => "passed",
         (false, false) => "incomplete",
     };
+    let services: BTreeMap<String, ServiceReport> = availability
+        .services
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
     Summary {
+        phases: phases::summarize(&availability.actions, &services),
         summary_version: SUMMARY_VERSION,
         run_id: state.run_id.clone(),
         lab: state.lab.clone(),
@@ -121,11 +147,7 @@ pub fn summarize(state: &State, workspace: &Path) -> Summary {
                 .count(),
             live: live_names(state),
         },
-        services: availability
-            .services
-            .into_iter()
-            .map(|s| (s.name.clone(), s))
-            .collect(),
+        services,
         upgrade_actions: availability.actions,
         smoke: SmokeSummary {
             regressions: after
@@ -134,6 +156,18 @@ pub fn summarize(state: &State, workspace: &Path) -> Summary {
                 .unwrap_or_default(),
             before: before.map(|s| s.counts),
             after: after.map(|s| s.counts),
+        },
+        rally: RallySummary {
+            max_slowdown: rally_after
+                .as_ref()
+                .or(rally_before.as_ref())
+                .map(|r| r.max_slowdown),
+            comparisons: rally_after
+                .as_ref()
+                .map(|r| r.comparisons.clone())
+                .unwrap_or_default(),
+            before: rally_before.map(|r| r.workloads),
+            after: rally_after.map(|r| r.workloads),
         },
         persistent: persistent_summary(persistent),
         leaked: if cleaned {

@@ -2,6 +2,7 @@
 //! counted like `subunit-stats`, compared across phases and written back as JUnit XML.
 
 pub mod junit;
+pub mod rally;
 pub mod subunit;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,13 +2,14 @@
 //! and the smoke suite. Every part runs and leaves its evidence; their check failures are
 //! reported together.
 
+use anyhow::Context;
 use serde_json::json;
 
 use super::action::{self, Vars, base_vars};
 use std::path::Path;
 
-use crate::checks::{persistent, smoke};
-use crate::config::{Action, SmokeConfig};
+use crate::checks::{persistent, rally, smoke};
+use crate::config::{Action, RallyConfig, SmokeConfig};
 use crate::context::Ctx;
 use crate::exec::runner::Ended;
 use crate::exit::{self, Kind, fail};
@@ -41,6 +42,11 @@ pub fn run(ctx: &mut Ctx, phase: Phase) -> anyhow::Result<()> {
         run_smoke(ctx, &config, phase, &vars, &file)?;
         problems.extend(smoke::judge(&ctx.workspace, &config, phase, &file)?);
     }
+    if let Some(config) = ctx.config.verify.rally.clone() {
+        let file = rally::report_file(&ctx.workspace, phase);
+        run_rally(ctx, &config, phase, &vars, &file)?;
+        problems.extend(rally::judge(&ctx.workspace, &config, phase, &file)?);
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -59,6 +65,52 @@ fn reclassify_as_check(err: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// Runs the Rally command as an attempt named `rally`; it writes its report to
+/// `$ROLLCI_RALLY_REPORT`. A stale report of an earlier try is removed first, so an old
+/// file can never pass for this run's.
+fn run_rally(
+    ctx: &mut Ctx,
+    config: &RallyConfig,
+    phase: Phase,
+    vars: &Vars,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let action = command_action("rally", &config.command, config.timeout);
+    let label = format!("verify:{}/rally#1", phase.as_str());
+    let log = ctx.attempt_log(&label);
+    let mut inv = action::invocation(ctx, &action, vars, label, log)?;
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("failed to remove `{}`", file.display()));
+        }
+        _ => {}
+    }
+    inv.env
+        .push(("ROLLCI_RALLY_REPORT".into(), file.display().to_string()));
+    let ended = action::attempt_of(ctx, &action.name, 1, &inv, |e| e != Ended::TimedOut)?;
+    if ended == Ended::TimedOut {
+        return Err(fail(
+            Kind::Infra,
+            format!("the Rally command {}", ended.describe(inv.timeout)),
+        ));
+    }
+    Ok(())
+}
+
+/// An unretried command action of the verify step (the smoke suite, Rally).
+fn command_action(name: &str, argv: &[String], timeout: Option<std::time::Duration>) -> Action {
+    Action {
+        name: name.into(),
+        playbook: None,
+        command: Some(argv.to_vec()),
+        extra_vars: Default::default(),
+        retries: 0,
+        retry_delay: None,
+        timeout,
+        on_failure: Default::default(),
+    }
+}
+
 /// Runs the smoke command as an attempt named `smoke` of this step, so its run time and
 /// log are on record. It passes when it ran to its end: test runners exit non-zero when
 /// tests fail, and the results decide, not the status.
@@ -69,16 +121,7 @@ fn run_smoke(
     vars: &Vars,
     file: &Path,
 ) -> anyhow::Result<()> {
-    let action = Action {
-        name: "smoke".into(),
-        playbook: None,
-        command: Some(config.command.clone()),
-        extra_vars: Default::default(),
-        retries: 0,
-        retry_delay: None,
-        timeout: config.timeout,
-        on_failure: Default::default(),
-    };
+    let action = command_action("smoke", &config.command, config.timeout);
     let label = format!("verify:{}/smoke#1", phase.as_str());
     let log = ctx.attempt_log(&label);
     let mut inv = action::invocation(ctx, &action, vars, label, log)?;

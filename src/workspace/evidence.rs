@@ -150,6 +150,59 @@ pub struct Smoke {
     pub regressions: Vec<String>,
 }
 
+/// Duration statistics of a Rally workload or atomic action, in ms (`None`: Rally had no
+/// successful iteration to compute it from).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DurationStats {
+    pub min: Option<f64>,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+    pub avg: Option<f64>,
+}
+
+/// One workload of a Rally task report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RallyWorkload {
+    /// The scenario (`KeystoneBasic.create_and_list_users`), `#2`… when a task runs it twice.
+    pub name: String,
+    pub iterations: u64,
+    pub failed: u64,
+    pub pass_sla: bool,
+    /// The SLA criteria that failed, in Rally's words.
+    #[serde(default)]
+    pub sla_failures: Vec<String>,
+    pub total: DurationStats,
+    /// Each atomic action (`keystone_v3.create_user`…) with its statistics.
+    #[serde(default)]
+    pub atomics: Vec<(String, DurationStats)>,
+}
+
+/// A workload's duration after the upgrade against before.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RallyComparison {
+    pub workload: String,
+    pub metric: String,
+    pub before_ms: Option<f64>,
+    pub after_ms: Option<f64>,
+    /// after / before (`None` when either side has no figure).
+    pub ratio: Option<f64>,
+    /// Past `max_slowdown` and past the noise floor: a check failure.
+    pub slow: bool,
+}
+
+/// A Rally run of one phase (`evidence/rally-<phase>.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Rally {
+    pub phase: String,
+    pub workloads: Vec<RallyWorkload>,
+    pub max_slowdown: f64,
+    /// Only in phase `after`.
+    #[serde(default)]
+    pub comparisons: Vec<RallyComparison>,
+}
+
 /// A persistent resource's fate after the upgrade.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Persistent {

@@ -251,7 +251,9 @@ mod tests {
             },
             services: [("api".to_string(), service)].into(),
             upgrade_actions: Vec::new(),
+            phases: Vec::new(),
             smoke: SmokeSummary::default(),
+            rally: Default::default(),
             persistent: PersistentSummary::default(),
             leaked: Vec::new(),
         }

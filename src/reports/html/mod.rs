@@ -44,6 +44,8 @@ mod tests {
     }
 
     fn summary(services: Vec<ServiceReport>, actions: Vec<ActionSpan>) -> Summary {
+        let services: std::collections::BTreeMap<_, _> =
+            services.into_iter().map(|s| (s.name.clone(), s)).collect();
         Summary {
             summary_version: 1,
             run_id: "run-1".into(),
@@ -59,9 +61,11 @@ mod tests {
                 destroyed: 0,
                 live: Vec::new(),
             },
-            services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            phases: crate::reports::phases::summarize(&actions, &services),
+            services,
             upgrade_actions: actions,
             smoke: SmokeSummary::default(),
+            rally: Default::default(),
             persistent: PersistentSummary::default(),
             leaked: Vec::new(),
         }
@@ -147,6 +151,49 @@ mod tests {
             },
         );
         assert!(marks.len() <= MAX_BUCKETS, "{} marks", marks.len());
+    }
+
+    #[test]
+    fn the_phase_table_gives_each_actions_share_of_each_outage() {
+        let window = Window {
+            start: t(1_500),
+            end: t(2_500),
+            duration_ms: 1_000,
+            action: Some("node1".into()),
+            failures: 3,
+            class: "refused".into(),
+            prober_late: false,
+        };
+        let span = |name: &str, a, b| ActionSpan {
+            name: name.into(),
+            start: t(a),
+            end: Some(t(b)),
+        };
+        let actions = vec![
+            span("expand", 0, 1_000),
+            span("node1", 1_000, 2_000),
+            span("contract", 2_000, 4_000),
+        ];
+        let s = summary(
+            vec![service("node", vec![window]), service("vip", vec![])],
+            actions,
+        );
+        let html = render(&s, &[probe("vip", 0, true)], None).unwrap();
+        let table = &html[html.find("id=\"phases\"").expect("a phase table")..];
+        let table = &table[..table.find("</section>").unwrap()];
+        let row = |action: &str| {
+            let at = table.find(&format!("<b>{action}</b>")).unwrap();
+            table[at..at + table[at..].find("</tr>").unwrap()].to_string()
+        };
+        assert!(
+            row("expand").matches(">0<").count() == 2,
+            "{}",
+            row("expand")
+        );
+        assert!(row("node1").contains("500 ms"), "{}", row("node1"));
+        assert!(row("contract").contains("500 ms"), "{}", row("contract"));
+        let empty = render(&summary(vec![service("vip", vec![])], vec![]), &[], None).unwrap();
+        assert!(!empty.contains("id=\"phases\""), "no actions, no table");
     }
 
     #[test]

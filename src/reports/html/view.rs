@@ -80,6 +80,131 @@ pub(super) struct WindowRow {
     pub(super) failures: u64,
 }
 
+/// Rally's workloads, before against after.
+#[derive(Serialize)]
+pub(super) struct RallyRow {
+    pub(super) workload: String,
+    pub(super) iterations: String,
+    pub(super) metric: String,
+    pub(super) before: String,
+    pub(super) after: String,
+    pub(super) ratio: String,
+    pub(super) verdict: &'static str,
+    pub(super) class: &'static str,
+}
+
+pub(super) fn rally_rows(summary: &Summary) -> Vec<RallyRow> {
+    let r = &summary.rally;
+    let before = r.before.as_deref().unwrap_or_default();
+    let after = r.after.as_deref().unwrap_or_default();
+    let mut names: Vec<&str> = before.iter().map(|w| w.name.as_str()).collect();
+    names.extend(
+        after
+            .iter()
+            .map(|w| w.name.as_str())
+            .filter(|n| !before.iter().any(|b| b.name == *n)),
+    );
+    let ms = |v: Option<f64>| v.map_or("—".to_string(), duration);
+    let counts = |w: Option<&crate::workspace::evidence::RallyWorkload>| {
+        w.map_or("—".to_string(), |w| {
+            format!(
+                "{}/{}",
+                w.iterations - w.failed.min(w.iterations),
+                w.iterations
+            )
+        })
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let b = before.iter().find(|w| w.name == name);
+            let a = after.iter().find(|w| w.name == name);
+            let c = r.comparisons.iter().find(|c| c.workload == name);
+            let failed = b.or(a).is_some_and(|w| w.failed > 0 || !w.pass_sla)
+                || a.is_some_and(|w| w.failed > 0 || !w.pass_sla);
+            let (verdict, class) = match (failed, c.is_some_and(|c| c.slow)) {
+                (true, _) => ("iterations failed", "bad"),
+                (false, true) => ("slower than allowed", "bad"),
+                _ if a.is_none() && r.after.is_some() => ("missing after", "bad"),
+                _ => ("ok", "ok"),
+            };
+            let metric = c.map_or("median", |c| c.metric.as_str());
+            let pick = |w: Option<&crate::workspace::evidence::RallyWorkload>| {
+                w.and_then(|w| match metric {
+                    "p90" => w.total.p90,
+                    "p95" => w.total.p95,
+                    "avg" => w.total.avg,
+                    "max" => w.total.max,
+                    _ => w.total.median,
+                })
+            };
+            RallyRow {
+                workload: name.to_string(),
+                iterations: format!("{} → {}", counts(b), counts(a)),
+                metric: metric.to_string(),
+                before: ms(pick(b)),
+                after: ms(pick(a)),
+                ratio: c
+                    .and_then(|c| c.ratio)
+                    .map_or("—".into(), |r| format!("×{r:.2}")),
+                verdict,
+                class,
+            }
+        })
+        .collect()
+}
+
+/// The per-phase downtime matrix: one row per upgrade action, one column per service.
+#[derive(Serialize)]
+pub(super) struct PhaseTable {
+    pub(super) services: Vec<String>,
+    pub(super) rows: Vec<PhaseLine>,
+}
+
+#[derive(Serialize)]
+pub(super) struct PhaseLine {
+    pub(super) action: String,
+    pub(super) duration: String,
+    pub(super) cells: Vec<PhaseCell>,
+}
+
+#[derive(Serialize)]
+pub(super) struct PhaseCell {
+    pub(super) text: String,
+    pub(super) class: &'static str,
+}
+
+pub(super) fn phase_table(summary: &Summary) -> Option<PhaseTable> {
+    if summary.phases.is_empty() || summary.services.is_empty() {
+        return None;
+    }
+    let services: Vec<String> = summary.services.keys().cloned().collect();
+    let rows = summary
+        .phases
+        .iter()
+        .map(|p| PhaseLine {
+            action: p.action.clone(),
+            duration: p
+                .duration_ms
+                .map_or_else(|| "unfinished".into(), |ms| duration(ms as f64)),
+            cells: services
+                .iter()
+                .map(|name| match p.downtime_ms.get(name).copied().unwrap_or(0) {
+                    0 => PhaseCell {
+                        text: "0".into(),
+                        class: "num zero",
+                    },
+                    ms => PhaseCell {
+                        text: duration(ms as f64),
+                        class: "num down",
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    Some(PhaseTable { services, rows })
+}
+
 pub(super) fn window_rows(summary: &Summary) -> Vec<WindowRow> {
     let mut rows: Vec<(DateTime<Utc>, WindowRow)> = Vec::new();
     for s in summary.services.values() {
