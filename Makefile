@@ -30,7 +30,9 @@ build:
 # Figures printed, never asserted: probe precision and capacity, subunit parsing against
 # python-subunit, rollci's own overhead per step and across the demo pipeline (which
 # needs what the demo needs), probe lateness on a loaded CPU, and real guests (libvirt: three
-# booted at once vs one by one, their cleanup, the whole examples/vm run). All of them use target/release/rollci, built first.
+# booted at once vs one by one, their cleanup, the whole examples/vm run), and the real
+# OpenStack lab (examples/openstack: cold and warm caches, rolling and all at once, by
+# step). All of them use target/release/rollci, built first.
 bench: deps
 	cargo build --release --locked
 	cargo bench --locked --bench probes
@@ -38,6 +40,8 @@ bench: deps
 	$(VENV)/bin/python bench/overhead.py
 	$(VENV)/bin/python bench/lateness.py
 	$(VENV)/bin/python bench/openstack.py
+	@scripts/need-packages mariadbd:mariadb-server memcached
+	$(VENV)/bin/python bench/openstack_lab.py
 	@scripts/install-libvirt
 	$(VENV)/bin/python bench/vm.py --vm-lab
 
