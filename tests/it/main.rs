@@ -13,6 +13,7 @@ mod keystone;
 mod lab;
 mod libvirt;
 mod openstack;
+mod openstack_lab;
 mod pipeline;
 mod reports;
 mod results;
