@@ -178,6 +178,34 @@ mod tests {
         assert!(w.sla_failures[0].starts_with("failure_rate: "));
     }
 
+    fn fixture(name: &str) -> Vec<RallyWorkload> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rally").join(name);
+        read(&path).unwrap()
+    }
+
+    /// Reports of real rally 5.1.1 / rally-openstack 4.1.0 runs (tests/data/rally/README.md).
+    #[test]
+    fn real_reports_are_read_with_their_figures() {
+        let before = fixture("report-before.json");
+        let names: Vec<&str> = before.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "KeystoneBasic.create_and_list_users",
+                "KeystoneBasic.authenticate_user_and_validate_token",
+                "Authenticate.keystone"
+            ]
+        );
+        for w in &before {
+            assert!(w.iterations > 0 && w.failed == 0 && w.pass_sla, "{w:?}");
+            let (min, median, max) = (w.total.min.unwrap(), w.total.median.unwrap(), w.total.max.unwrap());
+            assert!(0.0 < min && min <= median && median <= max, "{w:?}");
+            assert!(!w.atomics.is_empty(), "{w:?}");
+        }
+        let failed = fixture("report-failed.json");
+        assert!(failed.iter().any(|w| w.failed > 0 && !w.pass_sla && !w.sla_failures.is_empty()), "{failed:?}");
+    }
+
     #[test]
     fn a_scenario_run_twice_is_numbered() {
         let text = report(vec![

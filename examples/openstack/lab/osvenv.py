@@ -6,7 +6,8 @@ venv's path. The cache key is a hash of everything that decides what gets instal
 Python version, the requirements and the series' `libraries_before` date. A warm run installs
 nothing. The cache folder is $ROLLCI_OPENSTACK_CACHE, else /var/cache/rollci/openstack (like
 the guest image's, it outlives workspaces on purpose: a venv is not relocatable, so it is
-built in place under a lock and marked complete last).
+built in place under a lock and marked complete last). After a build, the cache drops
+half-built venvs and those unused for $ROLLCI_OPENSTACK_CACHE_DAYS days (default 30).
 
 Installs go through uv (itself from PyPI, in a venv of this cache): it is several times
 faster than pip and can stand in for a series' upper constraints (`--exclude-newer`).
@@ -27,6 +28,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("ROLLCI_OPENSTACK_CACHE") or "/var/cache/rollci/openstack"
 UV = "uv>=0.9,<1"
+# A venv unused for this many days is pruned after the next build.
+KEEP_DAYS = float(os.environ.get("ROLLCI_OPENSTACK_CACHE_DAYS") or 30)
 # A date no release reaches: what is exempt from a series' library cut-off.
 NO_CUTOFF = "2100-01-01"
 
@@ -79,9 +82,12 @@ def python_version():
 
 
 def build(path, steps):
-    """Runs `steps(path)` into a fresh `path` under a lock, unless it is complete already."""
+    """Runs `steps(path)` into a fresh `path` under a lock, unless it is complete already.
+
+    Every use touches `.complete`, so its mtime says when the venv was last used (prune)."""
     done = os.path.join(path, ".complete")
     if os.path.exists(done):
+        os.utime(done)
         return path
     os.makedirs(CACHE, exist_ok=True)
     with open(path + ".lock", "w") as lock:
@@ -97,7 +103,33 @@ def build(path, steps):
             sys.exit(f"osvenv.py: `{' '.join(e.cmd)}` failed ({e.returncode})")
         with open(done, "w") as f:
             json.dump({"seconds": round(time.monotonic() - started, 1)}, f)
+    prune(keep=path)
     return path
+
+
+def prune(keep):
+    """Removes what a cache that only grows would keep for ever: half-built venvs nobody is
+    building (an install killed midway) and venvs unused for KEEP_DAYS days (releases.yml
+    moved on). Runs only after a build, so a warm run pays nothing. An entry is removed
+    under its own lock, never while another process builds it."""
+    cutoff = time.time() - KEEP_DAYS * 86400
+    for name in sorted(os.listdir(CACHE)):
+        path = os.path.join(CACHE, name)
+        if path == keep or name == "uv-cache" or not os.path.isdir(path):
+            continue
+        done = os.path.join(path, ".complete")
+        with open(path + ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            try:
+                stale = not os.path.exists(done) or os.path.getmtime(done) < cutoff
+            except FileNotFoundError:
+                stale = True
+            if stale:
+                print(f"osvenv.py: pruning {path}", file=sys.stderr)
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def uv():
