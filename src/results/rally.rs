@@ -179,7 +179,9 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Vec<RallyWorkload> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rally").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/rally")
+            .join(name);
         read(&path).unwrap()
     }
 
@@ -198,12 +200,21 @@ mod tests {
         );
         for w in &before {
             assert!(w.iterations > 0 && w.failed == 0 && w.pass_sla, "{w:?}");
-            let (min, median, max) = (w.total.min.unwrap(), w.total.median.unwrap(), w.total.max.unwrap());
+            let (min, median, max) = (
+                w.total.min.unwrap(),
+                w.total.median.unwrap(),
+                w.total.max.unwrap(),
+            );
             assert!(0.0 < min && min <= median && median <= max, "{w:?}");
             assert!(!w.atomics.is_empty(), "{w:?}");
         }
         let failed = fixture("report-failed.json");
-        assert!(failed.iter().any(|w| w.failed > 0 && !w.pass_sla && !w.sla_failures.is_empty()), "{failed:?}");
+        assert!(
+            failed
+                .iter()
+                .any(|w| w.failed > 0 && !w.pass_sla && !w.sla_failures.is_empty()),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod libvirt;
 mod openstack;
 mod openstack_lab;
 mod pipeline;
+mod properties;
 mod reports;
 mod results;
 mod ssh_hosts;

@@ -30,7 +30,11 @@ fn lab_text(edit: impl Fn(String) -> String) -> String {
             &format!("playbook = \"{}/playbooks/", dir.display()),
         );
     let text = cut(&text, "[[persistent]]", "# The rolling upgrade");
-    cut(&text, "# The smoke suite is Tempest", "# Persistent resources")
+    cut(
+        &text,
+        "# The smoke suite is Tempest",
+        "# Persistent resources",
+    )
 }
 
 /// `text` without the part from `from` up to `to` (when `from` is there).

@@ -11,7 +11,7 @@ use crate::workspace::evidence::{
 };
 
 mod case;
-mod stream;
+pub mod stream;
 
 pub use case::{split_id, test_case};
 pub use stream::write_tests;
