@@ -81,14 +81,8 @@ pub fn compare(
         .collect()
 }
 
-pub fn pick(stats: &DurationStats, metric: RallyMetric) -> Option<f64> {
-    match metric {
-        RallyMetric::Median => stats.median,
-        RallyMetric::P90 => stats.p90,
-        RallyMetric::P95 => stats.p95,
-        RallyMetric::Avg => stats.avg,
-        RallyMetric::Max => stats.max,
-    }
+fn pick(stats: &DurationStats, metric: RallyMetric) -> Option<f64> {
+    stats.get(metric.as_str())
 }
 
 fn problems(run: &Rally) -> Vec<String> {

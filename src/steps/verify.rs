@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::checks::{persistent, rally, smoke};
 use crate::config::{Action, RallyConfig, SmokeConfig};
 use crate::context::Ctx;
-use crate::exec::runner::Ended;
+use crate::exec::runner::{Ended, Invocation};
 use crate::exit::{self, Kind, fail};
 use crate::flow::Phase;
 
@@ -65,9 +65,8 @@ fn reclassify_as_check(err: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// Runs the Rally command as an attempt named `rally`; it writes its report to
-/// `$ROLLCI_RALLY_REPORT`. A stale report of an earlier try is removed first, so an old
-/// file can never pass for this run's.
+/// Runs the Rally command; it writes its report to `$ROLLCI_RALLY_REPORT`. A stale report
+/// of an earlier try is removed first, so an old file can never pass for this run's.
 fn run_rally(
     ctx: &mut Ctx,
     config: &RallyConfig,
@@ -75,31 +74,57 @@ fn run_rally(
     vars: &Vars,
     file: &Path,
 ) -> anyhow::Result<()> {
-    let action = command_action("rally", &config.command, config.timeout);
-    let label = format!("verify:{}/rally#1", phase.as_str());
-    let log = ctx.attempt_log(&label);
-    let mut inv = action::invocation(ctx, &action, vars, label, log)?;
     match std::fs::remove_file(file) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("failed to remove `{}`", file.display()));
         }
         _ => {}
     }
-    inv.env
-        .push(("ROLLCI_RALLY_REPORT".into(), file.display().to_string()));
-    let ended = action::attempt_of(ctx, &action.name, 1, &inv, |e| e != Ended::TimedOut)?;
-    if ended == Ended::TimedOut {
-        return Err(fail(
-            Kind::Infra,
-            format!("the Rally command {}", ended.describe(inv.timeout)),
-        ));
-    }
-    Ok(())
+    let report = file.display().to_string();
+    run_command(
+        ctx,
+        ("rally", "Rally"),
+        &config.command,
+        config.timeout,
+        phase,
+        vars,
+        |inv| inv.env.push(("ROLLCI_RALLY_REPORT".into(), report)),
+    )
 }
 
-/// An unretried command action of the verify step (the smoke suite, Rally).
-fn command_action(name: &str, argv: &[String], timeout: Option<std::time::Duration>) -> Action {
-    Action {
+/// Runs the smoke command, its stdout captured into `file` when the results are there.
+fn run_smoke(
+    ctx: &mut Ctx,
+    config: &SmokeConfig,
+    phase: Phase,
+    vars: &Vars,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let stdout = (config.results == "stdout").then(|| file.to_path_buf());
+    run_command(
+        ctx,
+        ("smoke", "smoke"),
+        &config.command,
+        config.timeout,
+        phase,
+        vars,
+        |inv| inv.stdout = stdout,
+    )
+}
+
+/// Runs a suite's command (the smoke suite, Rally) as an unretried attempt of this step
+/// named `name.0`, so its run time and log are on record. It passes when it ran to its end:
+/// test runners exit non-zero when tests fail, and the results decide, not the status.
+fn run_command(
+    ctx: &mut Ctx,
+    (name, title): (&str, &str),
+    argv: &[String],
+    timeout: Option<std::time::Duration>,
+    phase: Phase,
+    vars: &Vars,
+    adjust: impl FnOnce(&mut Invocation),
+) -> anyhow::Result<()> {
+    let action = Action {
         name: name.into(),
         playbook: None,
         command: Some(argv.to_vec()),
@@ -108,31 +133,16 @@ fn command_action(name: &str, argv: &[String], timeout: Option<std::time::Durati
         retry_delay: None,
         timeout,
         on_failure: Default::default(),
-    }
-}
-
-/// Runs the smoke command as an attempt named `smoke` of this step, so its run time and
-/// log are on record. It passes when it ran to its end: test runners exit non-zero when
-/// tests fail, and the results decide, not the status.
-fn run_smoke(
-    ctx: &mut Ctx,
-    config: &SmokeConfig,
-    phase: Phase,
-    vars: &Vars,
-    file: &Path,
-) -> anyhow::Result<()> {
-    let action = command_action("smoke", &config.command, config.timeout);
-    let label = format!("verify:{}/smoke#1", phase.as_str());
+    };
+    let label = format!("verify:{}/{name}#1", phase.as_str());
     let log = ctx.attempt_log(&label);
     let mut inv = action::invocation(ctx, &action, vars, label, log)?;
-    if config.results == "stdout" {
-        inv.stdout = Some(file.to_path_buf());
-    }
+    adjust(&mut inv);
     let ended = action::attempt_of(ctx, &action.name, 1, &inv, |e| e != Ended::TimedOut)?;
     if ended == Ended::TimedOut {
         return Err(fail(
             Kind::Infra,
-            format!("the smoke command {}", ended.describe(inv.timeout)),
+            format!("the {title} command {}", ended.describe(inv.timeout)),
         ));
     }
     Ok(())

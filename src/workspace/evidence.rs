@@ -162,6 +162,21 @@ pub struct DurationStats {
     pub avg: Option<f64>,
 }
 
+impl DurationStats {
+    /// The statistic named as `[verify.rally] metric` names it (`median`, `p90`, `p95`,
+    /// `avg`, `max`).
+    pub fn get(&self, metric: &str) -> Option<f64> {
+        match metric {
+            "median" => self.median,
+            "p90" => self.p90,
+            "p95" => self.p95,
+            "avg" => self.avg,
+            "max" => self.max,
+            _ => None,
+        }
+    }
+}
+
 /// One workload of a Rally task report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RallyWorkload {

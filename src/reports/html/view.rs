@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::reports::summary::{self, Summary};
 use crate::workspace::evidence::{
-    Counts, Percentiles, Persistent, PersistentOutcome, ServiceReport, Smoke,
+    Counts, Percentiles, Persistent, PersistentOutcome, RallyWorkload, ServiceReport, Smoke,
 };
 
 #[derive(Serialize)]
@@ -105,7 +105,7 @@ pub(super) fn rally_rows(summary: &Summary) -> Vec<RallyRow> {
             .filter(|n| !before.iter().any(|b| b.name == *n)),
     );
     let ms = |v: Option<f64>| v.map_or("—".to_string(), duration);
-    let counts = |w: Option<&crate::workspace::evidence::RallyWorkload>| {
+    let counts = |w: Option<&RallyWorkload>| {
         w.map_or("—".to_string(), |w| {
             format!(
                 "{}/{}",
@@ -120,8 +120,10 @@ pub(super) fn rally_rows(summary: &Summary) -> Vec<RallyRow> {
             let b = before.iter().find(|w| w.name == name);
             let a = after.iter().find(|w| w.name == name);
             let c = r.comparisons.iter().find(|c| c.workload == name);
-            let failed = b.or(a).is_some_and(|w| w.failed > 0 || !w.pass_sla)
-                || a.is_some_and(|w| w.failed > 0 || !w.pass_sla);
+            let failed = [b, a]
+                .into_iter()
+                .flatten()
+                .any(|w| w.failed > 0 || !w.pass_sla);
             let (verdict, class) = match (failed, c.is_some_and(|c| c.slow)) {
                 (true, _) => ("iterations failed", "bad"),
                 (false, true) => ("slower than allowed", "bad"),
@@ -129,15 +131,7 @@ pub(super) fn rally_rows(summary: &Summary) -> Vec<RallyRow> {
                 _ => ("ok", "ok"),
             };
             let metric = c.map_or("median", |c| c.metric.as_str());
-            let pick = |w: Option<&crate::workspace::evidence::RallyWorkload>| {
-                w.and_then(|w| match metric {
-                    "p90" => w.total.p90,
-                    "p95" => w.total.p95,
-                    "avg" => w.total.avg,
-                    "max" => w.total.max,
-                    _ => w.total.median,
-                })
-            };
+            let pick = |w: Option<&RallyWorkload>| w.and_then(|w| w.total.get(metric));
             RallyRow {
                 workload: name.to_string(),
                 iterations: format!("{} → {}", counts(b), counts(a)),
