@@ -21,7 +21,9 @@ use crate::workspace::journal::{Layer, Resource, State, Status};
 pub const KIND: &str = "api-resource";
 /// The journal owner of persistent resources.
 pub const OWNER: &str = "persistent";
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Per request. Generous: a real API's first write on a loaded 2-core agent (Keystone's first
+/// project POST measured past 10 s in CI) is slow, not lost, and a timeout here fails the run.
+const TIMEOUT: Duration = Duration::from_secs(60);
 const FILE: &str = "persistent.json";
 
 /// Phase `before`: create each resource (journaled first) and checksum what reads back.
