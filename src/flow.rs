@@ -75,21 +75,34 @@ impl Step {
 }
 
 /// Steps of the flow that did not run or did not pass (empty: the flow was complete).
+/// A report or cleanup that started and did not finish (killed, failed) counts too: the
+/// evidence was not published or the lab not cleared; one still running does not.
 pub fn incomplete(state: &State) -> Vec<String> {
-    FLOW.iter()
+    let flow = FLOW.iter().filter_map(|step| {
+        let last = state.last_step(step.name(), step.phase());
+        match last.map(|s| s.outcome) {
+            Some(Outcome::Passed) => None,
+            None => Some(format!("{} never ran", step.label())),
+            Some(outcome) => Some(unfinished(*step, outcome)),
+        }
+    });
+    let tail = [Step::Report, Step::Cleanup]
+        .into_iter()
         .filter_map(|step| {
-            let last = state.last_step(step.name(), step.phase());
-            match last.map(|s| s.outcome) {
-                Some(Outcome::Passed) => None,
-                Some(Outcome::Failed) => Some(format!("{} failed", step.label())),
-                Some(Outcome::Aborted) => Some(format!("{} was aborted", step.label())),
-                Some(Outcome::Running | Outcome::Interrupted) => {
-                    Some(format!("{} was interrupted", step.label()))
-                }
-                None => Some(format!("{} never ran", step.label())),
-            }
-        })
-        .collect()
+            let last = state.last_step(step.name(), None)?;
+            let running =
+                last.outcome == Outcome::Running && last.owner.is_some_and(|o| o.is_alive());
+            (last.outcome != Outcome::Passed && !running).then(|| unfinished(step, last.outcome))
+        });
+    flow.chain(tail).collect()
+}
+
+fn unfinished(step: Step, outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Failed => format!("{} failed", step.label()),
+        Outcome::Aborted => format!("{} was aborted", step.label()),
+        _ => format!("{} was interrupted", step.label()),
+    }
 }
 
 /// Where `run` picks up a run that stopped before its end: the number of leading flow

@@ -11,6 +11,7 @@ pub mod console;
 pub mod context;
 pub mod exec;
 pub mod exit;
+pub mod faultpoint;
 pub mod flow;
 pub mod jenkins;
 pub mod openstack;

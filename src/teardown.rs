@@ -50,6 +50,12 @@ pub fn destroy(ctx: &mut Ctx, filter: impl Fn(&Resource) -> bool) -> anyhow::Res
         let Some(resource) = ctx.journal.state.resource(&id).cloned() else {
             continue;
         };
+        crate::faultpoint::reached(|| {
+            format!(
+                "destroying:{}:{}:{}",
+                resource.owner, resource.kind, resource.name
+            )
+        });
         let destroyed =
             owner_of(&resource, ctx.provider.as_ref(), &data).and_then(|o| o.destroy(&resource));
         match destroyed {

@@ -35,6 +35,11 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
     let cleaned = lab::step(&mut ctx, Step::Cleanup);
     print_where(&ctx);
     first_error.map(Err).unwrap_or(reported).and(cleaned)?;
+    // A stop signal that came after the last check (during the report or cleanup, which
+    // finish what they started) still makes the build an aborted one, never a pass.
+    if signals::count() > 0 {
+        return Err(signals::aborted().context("the stop signal came after the flow's steps"));
+    }
     Ok(exit::OK)
 }
 

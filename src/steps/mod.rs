@@ -70,7 +70,9 @@ fn begin(ctx: &mut Ctx, step: Step) -> anyhow::Result<()> {
         attempts: Vec::new(),
         owner: ProcessId::me(),
     });
-    ctx.journal.save()
+    ctx.journal.save()?;
+    crate::faultpoint::reached(|| format!("step:{}", step.name()));
+    Ok(())
 }
 
 /// Closes the open step record with the result.

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::{Kind, fail};
+use crate::workspace::generations;
 
 /// Version of the file format; bumped on incompatible changes.
 pub const VERSION: u32 = 1;
@@ -270,13 +271,13 @@ pub fn state_path(workspace: &Path) -> PathBuf {
 /// Reads a workspace's state without locking (for `status`, `inventory`, `report`).
 pub fn read(workspace: &Path) -> anyhow::Result<Option<State>> {
     let path = state_path(workspace);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match std::fs::read(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
     };
-    let state: State = serde_json::from_str(&text)
-        .with_context(|| format!("failed to parse state journal `{}`", path.display()))?;
+    let state: State =
+        serde_json::from_slice(&text).map_err(|e| generations::unreadable(&path, &e, summary))?;
     if state.version != VERSION {
         return Err(fail(
             Kind::Usage,
@@ -288,6 +289,17 @@ pub fn read(workspace: &Path) -> anyhow::Result<Option<State>> {
         ));
     }
     Ok(Some(state))
+}
+
+/// What a readable generation of the journal holds, for the recovery hint.
+fn summary(text: &str) -> Option<String> {
+    let state: State = serde_json::from_str(text).ok()?;
+    Some(format!(
+        "run {}, {} resources, {} not destroyed",
+        state.run_id,
+        state.resources.len(),
+        state.live().count()
+    ))
 }
 
 impl Journal {
@@ -313,7 +325,9 @@ impl Journal {
     /// Writes the state atomically: a reader sees the old file or the new one, never half.
     pub fn save(&self) -> anyhow::Result<()> {
         let text = serde_json::to_vec_pretty(&self.state).context("failed to encode state")?;
-        crate::workspace::atomic::write(&self.path, &text)
+        generations::keep_previous(&self.path)
+            .and_then(|()| crate::workspace::atomic::write(&self.path, &text))
+            .map_err(|e| generations::not_saved(&self.path, e))
     }
 
     /// Records a resource as `creating` (and saves) before the caller creates it.
@@ -341,6 +355,7 @@ impl Journal {
             error: None,
         });
         self.save()?;
+        crate::faultpoint::reached(|| format!("creating:{owner}:{kind}:{name}"));
         Ok(id)
     }
 
@@ -353,7 +368,13 @@ impl Journal {
                 r.destroyed = Some(Utc::now());
             }
         }
-        self.save()
+        self.save()?;
+        if status == Status::Created
+            && let Some(r) = self.state.resource(id)
+        {
+            crate::faultpoint::reached(|| format!("created:{}:{}:{}", r.owner, r.kind, r.name));
+        }
+        Ok(())
     }
 }
 
@@ -371,7 +392,9 @@ impl Journal {
             log: log.to_path_buf(),
             group: None,
         });
-        self.save()
+        self.save()?;
+        crate::faultpoint::reached(|| format!("attempt:{name}"));
+        Ok(())
     }
 
     /// Records the process group of the open step's running attempt, so that a rollci

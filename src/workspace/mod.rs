@@ -3,4 +3,5 @@
 
 pub mod atomic;
 pub mod evidence;
+pub mod generations;
 pub mod journal;

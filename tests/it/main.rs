@@ -6,6 +6,7 @@ mod architecture;
 mod config_errors;
 mod evidence;
 mod failures;
+mod faults;
 mod groovy;
 mod jenkins;
 mod jump;
