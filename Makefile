@@ -18,7 +18,18 @@ demo: deps build
 	@echo "status: $(ROLLCI) --config $(DEMO) status"
 
 test: test-deps
+	rm -rf target/faults
 	cargo test --locked --lib --bins --tests
+	@cat target/faults/*.txt
+
+# The fault matrix alone (tests/it/faults/): every provider, every step, failing actions,
+# kill -9 and SIGTERM at exact moments, the remote side failing, the journal damaged; each
+# provider's table is printed at the end (and by `make test`).
+.PHONY: test-faults
+test-faults: test-deps
+	rm -rf target/faults
+	cargo test --locked --test it faults::
+	@cat target/faults/*.txt
 
 lint:
 	cargo fmt --check

@@ -75,6 +75,27 @@ impl Sshd {
         }
     }
 
+    /// The remote side failing: sshd and every session under it (and what they run)
+    /// killed at once (SIGKILL).
+    pub fn kill_with_sessions(&mut self) {
+        let Some(root) = self.child.as_ref().map(|c| c.id()) else {
+            return;
+        };
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            tree.extend(children_of(tree[i]));
+            i += 1;
+        }
+        for pid in tree {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        self.stop();
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -125,6 +146,23 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The pids whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        if rest.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            found.extend(entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()));
+        }
+    }
+    found
 }
 
 pub fn keygen(path: &Path) {

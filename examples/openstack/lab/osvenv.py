@@ -148,8 +148,12 @@ def ensure(name, reqs, options=()):
     key = hashlib.sha256(json.dumps([python_version(), reqs, list(options)]).encode())
     path = os.path.join(CACHE, f"{name}-{key.hexdigest()[:16]}")
     tool = uv()
+    # The platform's certificate store, as pip uses it (PIP_CERT, /etc/ssl/certs): uv's own
+    # roots refuse a registry behind a TLS-inspecting proxy ("invalid peer certificate:
+    # UnknownIssuer", measured with uv 0.13.9 on 2026-12-06; older uv read SSL_CERT_FILE).
+    # UV_NATIVE_TLS is the older name of the same switch.
     env = {**os.environ, "UV_CACHE_DIR": os.path.join(CACHE, "uv-cache"),
-           "UV_NO_PROGRESS": "1"}
+           "UV_NO_PROGRESS": "1", "UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1"}
 
     def steps(path):
         subprocess.run([tool, "venv", "--quiet", "--seed", "--python", sys.executable, path],

@@ -11,6 +11,7 @@
 mod journal;
 mod local;
 mod mimic;
+mod static_hosts;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
