@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 use crate::lab::{Lab, ROOT, unique_block};
 
 /// One libvirt test at a time: they share the machine's libvirtd and its CPU.
-static LIBVIRT: Mutex<()> = Mutex::new(());
+pub static LIBVIRT: Mutex<()> = Mutex::new(());
 
 /// libvirtd for one test: started when none answers, stopped on drop if this started it.
-struct Daemon {
+pub struct Daemon {
     state: tempfile::NamedTempFile,
 }
 
 impl Daemon {
-    fn start() -> Daemon {
+    pub fn start() -> Daemon {
         let state = tempfile::NamedTempFile::new().unwrap();
         let out = Command::new(Path::new(ROOT).join("tests/libvirt/start"))
             .arg(state.path())
@@ -57,7 +57,7 @@ fn virsh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn domains_of(run: &str) -> Vec<String> {
+pub fn domains_of(run: &str) -> Vec<String> {
     let names = virsh(&["list", "--all", "--name"]);
     let prefix = format!("rollci-{run}-");
     let ours = names
@@ -68,7 +68,7 @@ fn domains_of(run: &str) -> Vec<String> {
 }
 
 /// The libvirt networks of `run` (isolated ones: no address on this machine).
-fn networks_of(run: &str) -> Vec<String> {
+pub fn networks_of(run: &str) -> Vec<String> {
     let names = virsh(&["net-list", "--all", "--name"]);
     let prefix = format!("rollci-{run}-");
     let ours = names
@@ -79,7 +79,7 @@ fn networks_of(run: &str) -> Vec<String> {
 }
 
 /// QEMU processes whose command line names a domain of `run`.
-fn qemus_of(run: &str) -> Vec<u32> {
+pub fn qemus_of(run: &str) -> Vec<u32> {
     let needle = format!("rollci-{run}-");
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -99,7 +99,7 @@ fn qemus_of(run: &str) -> Vec<u32> {
 /// its ssh port is also the host's `{guest1}`, probed with the `tcp` kind once a second:
 /// every probe costs an emulated sshd a fork and exec, and ten a second starved Ansible's
 /// own connection (banner exchange timed out) under TCG.
-fn lab() -> Lab {
+pub fn lab() -> Lab {
     lab_upgraded_by("write.yml")
 }
 
@@ -171,7 +171,7 @@ fn master_up(lab: &Lab) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn overlays(lab: &Lab) -> Vec<PathBuf> {
+pub fn overlays(lab: &Lab) -> Vec<PathBuf> {
     let dir = lab.workspace().join("lab/disks");
     let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
     files.map(|e| e.path()).collect()

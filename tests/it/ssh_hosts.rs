@@ -159,7 +159,12 @@ fn children_of(pid: u32) -> Vec<u32> {
             continue;
         };
         if rest.split_whitespace().nth(1) == Some(&pid.to_string()) {
-            found.extend(entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()));
+            found.extend(
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     found

@@ -9,6 +9,7 @@
 //! `target/faults/`, where `make test` prints them all at the end.
 
 mod journal;
+mod libvirt;
 mod local;
 mod mimic;
 mod static_hosts;

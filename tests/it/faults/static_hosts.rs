@@ -98,7 +98,13 @@ fn signals_and_sshd_killed_mid_playbook() {
             let sshd = Sshd::start(tmp.path());
             let lab = lab(&sshd, &tmp.path().join("started"), 0);
             let exit = run_stopped_at(&lab, &[], point, stop);
-            rows.push(row(format!("static: {stop:?} at {point}"), &lab, exit, want, t));
+            rows.push(row(
+                format!("static: {stop:?} at {point}"),
+                &lab,
+                exit,
+                want,
+                t,
+            ));
         }
     }
     rows.push(sshd_killed_mid_playbook());
@@ -120,10 +126,19 @@ fn sshd_killed_mid_playbook() -> Row {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !started.exists() {
-        assert!(Instant::now() < deadline, "the playbook never started on h1");
+        assert!(
+            Instant::now() < deadline,
+            "the playbook never started on h1"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     sshd.kill_with_sessions();
     let exit = child.wait().unwrap().code();
-    row("static: sshd killed mid-playbook".into(), &lab, exit, Some(3), t)
+    row(
+        "static: sshd killed mid-playbook".into(),
+        &lab,
+        exit,
+        Some(3),
+        t,
+    )
 }
