@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The fault matrix's actions (`tests/it/faults/`): `act.py WHAT [--fail never|first|always]`.
 
-WHAT is `ok` (do nothing), `start` (a TCP server on node1's address, daemonized, its pidfile
+WHAT is `ok` (print the whole environment, as a careless playbook's `env` task would:
+rollci must mask the secrets in it), `start` (a TCP server on node1's address, daemonized, its pidfile
 in the lab folder where the local provider finds it), `restart` (stop that server, start a new
 one) or `hang` (say `ready`, then sleep until killed: a playbook caught mid-run).
 `--fail first` fails the first attempt of this action in this lab (a marker file in the lab
@@ -86,7 +87,10 @@ def main():
     args = parser.parse_args()
     if failing(args.fail, args.what):
         sys.exit(f"act.py {args.what}: failing on purpose (--fail {args.fail})")
-    if args.what == "start":
+    if args.what == "ok":
+        for key, value in sorted(os.environ.items()):
+            print(f"{key}={value}")
+    elif args.what == "start":
         start()
     elif args.what == "restart":
         stop()

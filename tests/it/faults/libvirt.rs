@@ -71,14 +71,20 @@ fn virsh_failing_and_signals_before_the_guest_boots() {
         ];
         let lab = lab();
         let exit = run_to_end(&lab, &env, &["run"]);
-        rows.push(row(
+        let named = super::logs(&lab).contains("injected by tests/faults/virsh");
+        let mut r = row(
             format!("libvirt: virsh {verb} fails"),
             &lab,
             &env,
             exit,
             Some(3),
             t,
-        ));
+        );
+        if !named {
+            r.journal_errors
+                .push(format!("the run's error does not name virsh {verb}'s"));
+        }
+        rows.push(r);
     }
     let points = [
         "created:libvirt:disk",

@@ -66,6 +66,8 @@ fn settle_case(
     }
 }
 
+/// (`server_building = "0"`: mimic brings back a server deleted while a timed BUILD is
+/// pending, ACTIVE when the timer fires, `tests/mimic/start`; real Nova does not.)
 #[test]
 fn signals_and_nova_failures() {
     let mimic = Mimic::start();
@@ -83,7 +85,7 @@ fn signals_and_nova_failures() {
                 &mimic,
                 &tag.replace([' ', ':'], "-"),
                 "",
-                "server_building = \"1\"",
+                "server_building = \"0\"",
             );
             let exit = run_stopped_at(&c.lab, &[], point, stop);
             // SIGTERM cannot stop `run`'s own cleanup, which then passes; the run still

@@ -25,6 +25,15 @@ use serde_json::Value;
 
 use crate::lab::{Lab, ROOT};
 
+/// Secrets every case's rollci has in its environment (a cloud password, a Jenkins token,
+/// an Elasticsearch key, as a Jenkins agent would): none may show in any file the run wrote
+/// nor in what it printed, though the lab's actions print their whole environment.
+pub const SECRETS: [(&str, &str); 3] = [
+    ("OS_PASSWORD", "faults-os-password-7Qx2"),
+    ("JENKINS_API_TOKEN", "faults-jenkins-token-9Vb4"),
+    ("ROLLCI_ES_API_KEY", "faults-es-key-3Lm8"),
+];
+
 /// How a case ends the run early.
 #[derive(Clone, Copy, Debug)]
 pub enum Stop {
@@ -51,7 +60,8 @@ pub fn run_stopped_at(lab: &Lab, env: &[(&str, String)], point: &str, stop: Stop
         .env("ROLLCI_TEST_STOP_FILE", &marker)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file(lab, "run")))
-        .stderr(Stdio::from(log_file(lab, "run")));
+        .stderr(Stdio::from(log_file(lab, "run")))
+        .envs(SECRETS);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -74,7 +84,8 @@ pub fn run_to_end(lab: &Lab, env: &[(&str, String)], args: &[&str]) -> Option<i3
     let mut cmd = lab.std_cmd(args);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::from(log_file(lab, args[0])))
-        .stderr(Stdio::from(log_file(lab, args[0])));
+        .stderr(Stdio::from(log_file(lab, args[0])))
+        .envs(SECRETS);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -176,7 +187,31 @@ pub fn settle(
     } else {
         before
     };
-    (leaks(&state), journal_errors)
+    let mut leaks = leaks(&state);
+    leaks.extend(secrets_written(lab.dir.path()));
+    (leaks, journal_errors)
+}
+
+/// Every file under `dir` (the workspace, the logs of rollci's output) holding a secret.
+fn secrets_written(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                folders.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            for (name, value) in SECRETS {
+                if bytes.windows(value.len()).any(|w| w == value.as_bytes()) {
+                    found.push(format!("{name}'s value is in {}", path.display()));
+                }
+            }
+        }
+    }
+    found
 }
 
 fn read_state(lab: &Lab) -> Result<Value, String> {
