@@ -30,6 +30,19 @@ pub fn open(g: &Global, new_run: bool) -> anyhow::Result<Ctx> {
         from: g.from_release.clone(),
         to: g.to_release.clone(),
     };
+    for (flag, value) in [("from", &releases.from), ("to", &releases.to)] {
+        if let Some(value) = value {
+            crate::config::validate::check_release(value).map_err(|m| {
+                fail(
+                    Kind::Usage,
+                    format!(
+                        "--{flag}-release (or ROLLCI_{}_RELEASE): {m}",
+                        flag.to_uppercase()
+                    ),
+                )
+            })?;
+        }
+    }
     Ctx::open(load_config(g)?, &g.workspace(), &releases, new_run)
 }
 

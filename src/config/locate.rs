@@ -83,6 +83,18 @@ fn find_key(text: &str, path: &str) -> Option<usize> {
     None
 }
 
+/// A lab file that is not UTF-8: where its first bad byte is.
+pub fn not_utf8(path: &Path, bytes: &[u8], err: std::str::Utf8Error) -> String {
+    let good = &bytes[..err.valid_up_to()];
+    let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+    format!(
+        "{}:{line}: not UTF-8 text (byte 0x{:02x} at column {column}); a lab file is UTF-8",
+        path.display(),
+        bytes[err.valid_up_to()]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,10 +254,16 @@ fn default_timeout() -> Duration {
 impl Config {
     /// Reads and validates a lab file.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             fail(
                 Kind::Usage,
                 format!("cannot read lab file `{}`: {e}", path.display()),
+            )
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            fail(
+                Kind::Usage,
+                locate::not_utf8(path, e.as_bytes(), e.utf8_error()),
             )
         })?;
         Self::parse(&text, path)

@@ -9,6 +9,8 @@ impl Config {
     pub(super) fn validate(&self) -> anyhow::Result<()> {
         let problem = |key: &str, msg: String| self.problem(key, msg);
         check_name(&self.lab.name).map_err(|m| problem("lab.name", m))?;
+        check_release(&self.lab.from_release).map_err(|m| problem("lab.from_release", m))?;
+        check_release(&self.lab.to_release).map_err(|m| problem("lab.to_release", m))?;
         for (i, probe) in self.probes.iter().enumerate() {
             check_probe(probe).map_err(|m| problem(&format!("probes[{i}]"), m))?;
         }
@@ -46,6 +48,31 @@ impl Config {
 /// Longest name: names become parts of file names (`<seq>-<step>-<action>-<attempt>.log`),
 /// which Linux caps at 255 bytes.
 pub const MAX_NAME: usize = 64;
+
+/// Longest release: a release is a version or a series name, never a document.
+pub const MAX_RELEASE: usize = 200;
+
+/// A release reaches playbooks, commands' environment, reports and Jenkins as it is (shell
+/// metacharacters included), so only what no process can carry is refused: control
+/// characters (a NUL cannot be in an argument or a variable; a newline forges log lines).
+pub fn check_release(release: &str) -> Result<(), String> {
+    if release.is_empty() {
+        return Err("is empty".into());
+    }
+    if release.chars().count() > MAX_RELEASE {
+        return Err(format!(
+            "is {} characters long; a release has at most {MAX_RELEASE}",
+            release.chars().count()
+        ));
+    }
+    match release.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "{:?} holds the control character {:?}: a release is one line of text",
+            release, c
+        )),
+        None => Ok(()),
+    }
+}
 
 /// Names become file names and inventory keys: keep them plain and short.
 pub fn check_name(name: &str) -> Result<(), String> {
