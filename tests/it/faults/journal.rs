@@ -43,12 +43,14 @@ impl Drop for Tmpfs {
         // The lab's own Drop runs `rollci cleanup` after this; the tmpfs goes first only if
         // the test failed before it cleaned up, and then a lazy unmount still frees it.
         // Whatever is stacked on it too (the read-only bind of a failed case).
-        while Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success())
-        {}
+        let umount = || {
+            let mut cmd = Command::new("umount");
+            cmd.arg("-l")
+                .arg(&self.0)
+                .stderr(std::process::Stdio::null());
+            cmd.status().is_ok_and(|s| s.success())
+        };
+        while umount() {}
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{Row, Stop, processes_of_run, report, run_stopped_at, run_to_end, settle};
+use super::{Ran, Row, Stop, processes_of_run, report, row, run_stopped_at, run_to_end};
 use crate::lab::{Lab, ROOT};
 use crate::libvirt::{Daemon, LIBVIRT, domains_of, lab, networks_of, overlays, qemus_of};
 
@@ -28,7 +28,7 @@ fn leaks(lab: &Lab, state: &Value) -> Vec<String> {
     found
 }
 
-fn row(
+fn case(
     name: String,
     lab: &Lab,
     env: &[(&str, String)],
@@ -36,20 +36,15 @@ fn row(
     want: Option<i32>,
     t: Instant,
 ) -> Row {
-    let (leaks, mut journal_errors) = settle(lab, env, true, |s| leaks(lab, s));
-    if exit != want {
-        journal_errors.push(format!("run exited {exit:?}, not {want:?}"));
-    }
-    if !leaks.is_empty() || !journal_errors.is_empty() {
-        eprintln!("{name}\n{}", super::logs(lab));
-    }
-    Row {
-        case: name,
+    let ran = Ran {
+        lab,
+        env,
         exit,
-        leaks,
-        journal_errors,
-        secs: t.elapsed().as_secs_f64(),
-    }
+        want,
+        failed: true,
+        started: t,
+    };
+    row(name, ran, |s| leaks(lab, s))
 }
 
 #[test]
@@ -72,7 +67,7 @@ fn virsh_failing_and_signals_before_the_guest_boots() {
         let lab = lab();
         let exit = run_to_end(&lab, &env, &["run"]);
         let named = super::logs(&lab).contains("injected by tests/faults/virsh");
-        let mut r = row(
+        let mut r = case(
             format!("libvirt: virsh {verb} fails"),
             &lab,
             &env,
@@ -96,7 +91,7 @@ fn virsh_failing_and_signals_before_the_guest_boots() {
             let t = Instant::now();
             let lab = lab();
             let exit = run_stopped_at(&lab, &[], point, stop);
-            rows.push(row(
+            rows.push(case(
                 format!("libvirt: {stop:?} at {point}"),
                 &lab,
                 &[],

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{Row, Stop, open_ports, processes_of_run, report, run_stopped_at, run_to_end, settle};
+use super::{
+    Ran, Row, Stop, open_ports, processes_of_run, report, row, run_stopped_at, run_to_end,
+};
 use crate::lab::{Lab, ROOT, unique_block};
 
 /// The actions of the lab, by step: (step, action name, act.py argument).
@@ -76,18 +78,23 @@ pub fn leaks(lab: &Lab, state: &Value) -> Vec<String> {
     found
 }
 
-fn case(name: String, lab: &Lab, exit: Option<i32>, failed: bool, started: Instant) -> Row {
-    let (leaks, journal_errors) = settle(lab, &[], failed, |s| leaks(lab, s));
-    if !leaks.is_empty() || !journal_errors.is_empty() {
-        eprintln!("{name}\n{}", super::logs(lab));
-    }
-    Row {
-        case: name,
+fn case(
+    name: String,
+    lab: &Lab,
+    exit: Option<i32>,
+    want: Option<i32>,
+    failed: bool,
+    t: Instant,
+) -> Row {
+    let ran = Ran {
+        lab,
+        env: &[],
         exit,
-        leaks,
-        journal_errors,
-        secs: started.elapsed().as_secs_f64(),
-    }
+        want,
+        failed,
+        started: t,
+    };
+    row(name, ran, |s| leaks(lab, s))
 }
 
 #[test]
@@ -102,12 +109,7 @@ fn failing_actions_once_and_always() {
             let lab = lab(action, fail);
             let exit = run_to_end(&lab, &[], &["run"]);
             let name = format!("local: `{action}` fails {fail}");
-            let mut row = case(name, &lab, exit, code != 0, started);
-            if exit != Some(code) {
-                row.journal_errors
-                    .push(format!("run exited {exit:?}, not {code}"));
-            }
-            rows.push(row);
+            rows.push(case(name, &lab, exit, Some(code), code != 0, started));
         }
     }
     report("local-failing-actions", &rows);
@@ -139,16 +141,11 @@ fn stopped(stop: Stop, table: &str) {
         // started): every step may have passed, but the run still ends as aborted.
         let late = point.starts_with("destroying") || point == "step:report";
         let finished = matches!(stop, Stop::Term) && late;
-        let mut row = case(name, &lab, exit, !finished, started);
         let expected = match stop {
             Stop::Kill9 => None,
             Stop::Term => Some(5),
         };
-        if exit != expected {
-            row.journal_errors
-                .push(format!("run exited {exit:?}, not {expected:?}"));
-        }
-        rows.push(row);
+        rows.push(case(name, &lab, exit, expected, !finished, started));
     }
     report(table, &rows);
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{Row, Stop, processes_of_run, report, run_stopped_at, run_to_end, settle};
+use super::{Ran, Row, Stop, processes_of_run, report, row, run_stopped_at, run_to_end};
 use crate::lab::Lab;
 use crate::openstack::{Mimic, lab_text};
 
@@ -50,20 +50,15 @@ fn settle_case(
     failed: bool,
     t: Instant,
 ) -> Row {
-    let (leaks, mut journal_errors) = settle(&c.lab, &[], failed, |s| leaks(mimic, &c.user, s));
-    if exit != want {
-        journal_errors.push(format!("run exited {exit:?}, not {want:?}"));
-    }
-    if !leaks.is_empty() || !journal_errors.is_empty() {
-        eprintln!("{}\n{}", c.name, super::logs(&c.lab));
-    }
-    Row {
-        case: c.name,
+    let ran = Ran {
+        lab: &c.lab,
+        env: &[],
         exit,
-        leaks,
-        journal_errors,
-        secs: t.elapsed().as_secs_f64(),
-    }
+        want,
+        failed,
+        started: t,
+    };
+    row(c.name.clone(), ran, |s| leaks(mimic, &c.user, s))
 }
 
 /// (`server_building = "0"`: mimic brings back a server deleted while a timed BUILD is

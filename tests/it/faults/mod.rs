@@ -50,6 +50,36 @@ pub struct Row {
     pub secs: f64,
 }
 
+/// How one case's run ended: its exit code and the one wanted, and whether `status` must
+/// show a step that did not pass.
+pub struct Ran<'a> {
+    pub lab: &'a Lab,
+    pub env: &'a [(&'a str, String)],
+    pub exit: Option<i32>,
+    pub want: Option<i32>,
+    pub failed: bool,
+    pub started: Instant,
+}
+
+/// One case's row: [`settle`], the exit code checked, the logs printed when anything is
+/// wrong; `leaks` is the provider's own look at what is alive.
+pub fn row(name: String, ran: Ran, leaks: impl Fn(&Value) -> Vec<String>) -> Row {
+    let (leaks, mut journal_errors) = settle(ran.lab, ran.env, ran.failed, leaks);
+    if ran.exit != ran.want {
+        journal_errors.push(format!("run exited {:?}, not {:?}", ran.exit, ran.want));
+    }
+    if !leaks.is_empty() || !journal_errors.is_empty() {
+        eprintln!("{name}\n{}", logs(ran.lab));
+    }
+    Row {
+        case: name,
+        exit: ran.exit,
+        leaks,
+        journal_errors,
+        secs: ran.started.elapsed().as_secs_f64(),
+    }
+}
+
 /// `rollci run` with the run stopped by `stop` when it reaches `point`. Returns rollci's
 /// exit code (`None`: killed) and what it printed. Panics when the point is never reached.
 pub fn run_stopped_at(lab: &Lab, env: &[(&str, String)], point: &str, stop: Stop) -> Option<i32> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Row, Stop, processes_of_run, report, run_stopped_at, settle};
+use super::{Ran, Row, Stop, processes_of_run, report, row, run_stopped_at};
 use crate::lab::Lab;
 use crate::ssh_hosts::Sshd;
 
@@ -63,23 +63,18 @@ fn leaks(lab: &Lab, state: &Value) -> Vec<String> {
     found
 }
 
-fn row(name: String, lab: &Lab, exit: Option<i32>, want: Option<i32>, t: Instant) -> Row {
+fn case(name: String, lab: &Lab, exit: Option<i32>, want: Option<i32>, t: Instant) -> Row {
     // A SIGTERM in `run`'s own cleanup cannot stop it: every step passed (exit 5 still).
-    let failed = !(name.contains("Term at destroying"));
-    let (leaks, mut journal_errors) = settle(lab, &[], failed, |s| leaks(lab, s));
-    if exit != want {
-        journal_errors.push(format!("run exited {exit:?}, not {want:?}"));
-    }
-    if !leaks.is_empty() || !journal_errors.is_empty() {
-        eprintln!("{name}\n{}", super::logs(lab));
-    }
-    Row {
-        case: name,
+    let failed = !name.contains("Term at destroying");
+    let ran = Ran {
+        lab,
+        env: &[],
         exit,
-        leaks,
-        journal_errors,
-        secs: t.elapsed().as_secs_f64(),
-    }
+        want,
+        failed,
+        started: t,
+    };
+    row(name, ran, |s| leaks(lab, s))
 }
 
 #[test]
@@ -98,7 +93,7 @@ fn signals_and_sshd_killed_mid_playbook() {
             let sshd = Sshd::start(tmp.path());
             let lab = lab(&sshd, &tmp.path().join("started"), 0);
             let exit = run_stopped_at(&lab, &[], point, stop);
-            rows.push(row(
+            rows.push(case(
                 format!("static: {stop:?} at {point}"),
                 &lab,
                 exit,
@@ -134,7 +129,7 @@ fn sshd_killed_mid_playbook() -> Row {
     }
     sshd.kill_with_sessions();
     let exit = child.wait().unwrap().code();
-    row(
+    case(
         "static: sshd killed mid-playbook".into(),
         &lab,
         exit,
