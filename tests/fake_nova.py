@@ -126,6 +126,11 @@ in the metadata; a malformed value, or a `fake_*` key not listed here, → 400
     with its status of that moment (ACTIVE, say) and `OS-EXT-STS:task_state` "deleting",
     then it is gone (404). Without it a DELETE removes the server at once.
   * `fake_delete_500_times`: N — the first N DELETEs answer 500 computeFault.
+  * `fake_hang`: "create" | "get" | "delete" — the first such request of this run's servers
+    (by their `rollci_run` tag; of this server when untagged) is carried out (the server
+    made, shown, deleted), then its answer is held back
+    `fake_hang_seconds` (default 20): a Nova API that took the request and hangs past the
+    client's timeout (the fault matrix, `tests/it/faults/`).
   * `fake_delete_409_times`: N — the next N DELETEs (after the 500s) answer 409
     conflictingRequest "Cannot 'delete' instance ID while it is in task_state T" (T the
     current task_state, or "migrating" when there is none). Refused DELETEs change
@@ -207,9 +212,12 @@ UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-
 META_KEY_RE = re.compile(r"[a-zA-Z0-9\-_:. ]{1,255}")
 RESOURCES = ("servers", "flavors", "images")
 HOOKS = ("fake_build_seconds", "fake_error", "fake_no_valid_host", "fake_create_status",
-         "fake_delete_seconds", "fake_delete_500_times", "fake_delete_409_times")
+         "fake_delete_seconds", "fake_delete_500_times", "fake_delete_409_times", "fake_hang",
+         "fake_hang_seconds")
 
 T0_MONO, T0_WALL = time.monotonic(), time.time()
+# The (request, run) pairs whose answer was held back already (the `fake_hang` hook).
+HUNG, HUNG_LOCK = set(), threading.Lock()
 
 
 def wall(mono):
@@ -288,10 +296,21 @@ class Server:
         self.delete_seconds = float(self.metadata.get("fake_delete_seconds", 0))
         self.delete_500_left = int(self.metadata.get("fake_delete_500_times", 0))
         self.delete_409_left = int(self.metadata.get("fake_delete_409_times", 0))
+        self.hang = self.metadata.get("fake_hang")
+        self.hang_seconds = float(self.metadata.get("fake_hang_seconds", 20))
         self.delete_requests = 0
         self.delete_started = None
         self.deleted_at = None
         self.frozen = None
+
+    def hold(self, request):
+        """Holds the answer to the first `request` of the `fake_hang` hook back."""
+        key = (request, self.metadata.get("rollci_run") or self.id)
+        with HUNG_LOCK:
+            first = self.hang == request and key not in HUNG
+            HUNG.add(key)
+        if first:
+            time.sleep(self.hang_seconds)
 
     def deleted(self, now):
         return self.deleted_at is not None and now >= self.deleted_at
@@ -532,7 +551,10 @@ class App:
                 if method == "DELETE":
                     return self.delete(rest[0], ctx)
                 with self.lock:
-                    return 200, {"server": self.find(rest[0], ctx).view(time.monotonic(), ctx)}, []
+                    server = self.find(rest[0], ctx)
+                    answer = {"server": server.view(time.monotonic(), ctx)}
+                server.hold("get")
+                return 200, answer, []
             if len(rest) == 2 and rest[1] == "action":
                 only("POST")
                 return self.action(rest[0], json_body(body), ctx)
@@ -687,6 +709,7 @@ class App:
             server = Server(self.seq, spec, ctx.project_id, ctx.user_id, now, build_seconds)
             self.servers[server.id] = server
         links = ctx.links("servers", server.id)
+        server.hold("create")
         return 202, {"server": {
             "id": server.id, "links": links,
             "adminPass": spec.get("adminPass") or admin_password(),
@@ -710,6 +733,7 @@ class App:
                 server.frozen = server.base_status(now)
                 server.delete_started = now
                 server.deleted_at = now + server.delete_seconds
+        server.hold("delete")
         return 204, None, []
 
     def action(self, server_id, body, ctx):
@@ -928,7 +952,10 @@ def check_hooks(meta, build_seconds):
         raise fault(400, f"fake_nova: unknown hook {unknown[0]!r} (known: {', '.join(HOOKS)})")
     if "fake_build_seconds" in meta:
         build_seconds = number("fake_build_seconds", float)
-    for key, kind in (("fake_delete_seconds", float), ("fake_delete_500_times", int), ("fake_delete_409_times", int)):
+    if meta.get("fake_hang", "get") not in ("create", "get", "delete"):
+        raise fault(400, f"fake_nova: metadata fake_hang must be create, get or delete, not {meta['fake_hang']!r}")
+    for key, kind in (("fake_delete_seconds", float), ("fake_delete_500_times", int), ("fake_delete_409_times", int),
+                      ("fake_hang_seconds", float)):
         if key in meta:
             number(key, kind)
     if meta.get("fake_create_status", "403") not in ("403", "409", "413", "500"):

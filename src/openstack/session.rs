@@ -49,6 +49,22 @@ impl Answer {
     }
 }
 
+/// A request that got no answer (timed out, or no connection): the service may have carried
+/// it out all the same, so a create is followed by a look for what it made.
+#[derive(Debug)]
+pub struct Unanswered;
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no answer in time (the request may have been carried out)")
+    }
+}
+
+/// Whether `err` is a request that got no answer.
+pub fn unanswered(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<Unanswered>().is_some()
+}
+
 pub struct Session {
     pub cloud: Cloud,
     client: Client,
@@ -133,11 +149,12 @@ impl Session {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .map_err(|e| anyhow::Error::new(e.without_url()))
-            .with_context(|| format!("`{method} {url}` failed"))
-            .map_err(|e| fail(Kind::Infra, format!("{e:#}")))?;
+        let response = request.send().map_err(|e| {
+            let unanswered = e.is_timeout() || e.is_connect();
+            let e = anyhow::Error::new(e.without_url()).context(format!("`{method} {url}` failed"));
+            let e = fail(Kind::Infra, format!("{e:#}"));
+            if unanswered { e.context(Unanswered) } else { e }
+        })?;
         let status = response.status().as_u16();
         let text = response.text().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));

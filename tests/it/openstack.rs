@@ -552,7 +552,7 @@ fn admin(info: &Value, args: &[String]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn v3_lab(cloud: &str, extra: &str, metadata: &str) -> String {
+pub fn v3_lab(cloud: &str, extra: &str, metadata: &str) -> String {
     lab_text(cloud, extra, metadata)
         .replace("512MB Standard Instance", "m1.tiny")
         .replace("Ubuntu 14.04 LTS (Trusty Tahr) (PVHVM)", "cirros")

@@ -205,9 +205,15 @@ impl OpenStack {
         let role = self.settings.server.name.clone();
         let rid = journal.begin_resource(KIND, SERVER, &role, Layer::Host, None, data)?;
         crate::say!("--- server {name} (attempt {attempt}) in {}", compute.url);
-        let id = match nova.create(&body)? {
-            Ok(id) => id,
-            Err(refusal) => return self.refused(journal, compute, &rid, attempt, refusal),
+        let id = match nova.create(&body) {
+            Ok(Ok(id)) => id,
+            Ok(Err(refusal)) => return self.refused(journal, compute, &rid, attempt, refusal),
+            // Nova may have made it: the sweep of this attempt's tag deletes what it made.
+            Err(e) if crate::openstack::session::unanswered(&e) => {
+                let refusal = Refusal::Transient(format!("{e:#}"));
+                return self.refused(journal, compute, &rid, attempt, refusal);
+            }
+            Err(e) => return Err(e),
         };
         set_data(journal, &rid, "id", json!(id))?;
         match server::wait_active(&nova, &id, self.settings.active_wait)? {

@@ -113,7 +113,16 @@ pub fn wait_active(nova: &Nova, id: &str, limit: Duration) -> anyhow::Result<Bui
     let mut last = String::new();
     loop {
         crate::signals::check()?;
-        let Some(server) = nova.get(id)? else {
+        let server = match nova.get(id) {
+            // One poll that got no answer is not the build's end: poll again.
+            Err(e) if crate::openstack::session::unanswered(&e) && Instant::now() < end => {
+                crate::say!("    server {id}: {e:#}; asking again");
+                crate::signals::sleep(pause)?;
+                continue;
+            }
+            other => other?,
+        };
+        let Some(server) = server else {
             return Ok(Built::Failed {
                 server: None,
                 why: format!("server {id} disappeared while it was being built"),

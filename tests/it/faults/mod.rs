@@ -12,6 +12,7 @@ mod journal;
 mod libvirt;
 mod local;
 mod mimic;
+mod nova;
 mod static_hosts;
 
 use std::io::Write;
