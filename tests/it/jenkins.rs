@@ -223,17 +223,20 @@ fn normalize(xml: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-/// The demo lab file with `[lab]` releases and `[jenkins]` values replaced by `hostile`
-/// variants, written under a folder whose name holds quotes, `$`, a backslash, a line
+/// The demo lab file with `[lab]` releases (`hostile` on one line) and `[jenkins]` values
+/// replaced by `hostile` variants, written under a folder whose name holds quotes, `$`, a backslash, a line
 /// break and `</script>`. Returns (temp dir, the lab file's path relative to it).
 fn hostile_lab(hostile: &str) -> (tempfile::TempDir, String) {
     let quote = |s: String| toml::Value::String(s).to_string();
+    // A release is one line (control characters are refused: see config_errors.rs); the
+    // other fields carry the line breaks and control characters.
+    let release = hostile.replace(char::is_control, " ");
     let text = std::fs::read_to_string(Path::new(ROOT).join("examples/demo/rollci.toml"))
         .unwrap()
         .lines()
         .map(|line| match line.split(" = ").next().unwrap() {
-            "from_release" => format!("from_release = {}", quote(format!("{hostile} A"))),
-            "to_release" => format!("to_release = {}", quote(format!("{hostile} B"))),
+            "from_release" => format!("from_release = {}", quote(format!("{release} A"))),
+            "to_release" => format!("to_release = {}", quote(format!("{release} B"))),
             "agent_label" => format!(
                 "agent_label = {}",
                 quote(format!("{hostile}\u{1}\u{2028}\t\r"))
@@ -377,8 +380,9 @@ fn hostile_values_render_to_a_jenkinsfile_meaning_them() {
     assert!(!text.contains("</script>"), "{text}");
     let run = run_jenkinsfile(&text);
     let param = |i: usize| calls(&run, "string")[i][0]["defaultValue"].clone();
-    assert_eq!(param(0), format!("{HOSTILE} A"));
-    assert_eq!(param(1), format!("{HOSTILE} B"));
+    let release = HOSTILE.replace(char::is_control, " ");
+    assert_eq!(param(0), format!("{release} A"));
+    assert_eq!(param(1), format!("{release} B"));
     assert_eq!(
         calls(&run, "label")[0][0],
         format!("{HOSTILE}\u{1}\u{2028}\t\r")
@@ -486,8 +490,9 @@ fn inline_job_config_embeds_the_exact_jenkinsfile() {
     );
     assert_eq!(job["script"], render(&["jenkinsfile"]));
     assert_eq!(job["sandbox"], "true");
-    assert_eq!(job["parameters"][0]["default"], format!("{hostile} A"));
-    assert_eq!(job["parameters"][1]["default"], format!("{hostile} B"));
+    let release = hostile.replace(char::is_control, " ");
+    assert_eq!(job["parameters"][0]["default"], format!("{release} A"));
+    assert_eq!(job["parameters"][1]["default"], format!("{release} B"));
 }
 
 /// The lab name reaches only the job's description (lab files refuse such names; the
@@ -509,7 +514,11 @@ fn hostile_lab_name_stays_text_in_the_description() {
 /// A value XML 1.0 cannot carry is an error naming it, not a broken config.xml.
 #[test]
 fn job_config_refuses_characters_xml_cannot_carry() {
-    let (dir, config) = hostile_lab("nul\u{1}");
+    // A release with a control character is refused by the lab file's own checks...
+    let (dir, config) = hostile_lab("nul");
+    let path = dir.path().join(&config);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("nul A", "nul\\u0001 A", 1)).unwrap();
     let out = rollci(
         dir.path(),
         &["--config", &config, "jenkins", "job-config", "--inline"],
@@ -518,7 +527,29 @@ fn job_config_refuses_characters_xml_cannot_carry() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("`lab.from_release`: U+0001 cannot be written"),
+        stderr.contains("`lab.from_release`") && stderr.contains("control character"),
+        "{stderr}"
+    );
+    // ...and what only config.xml carries (the job's source) by the XML check.
+    let (dir, config) = hostile_lab("ok");
+    let out = rollci(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "jenkins",
+            "job-config",
+            "--scm-url",
+            "https://x.invalid/r.git",
+            "--branch",
+            "main\u{1}",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`--branch`: U+0001 cannot be written"),
         "{stderr}"
     );
 }
