@@ -359,6 +359,20 @@ impl Journal {
         Ok(id)
     }
 
+    /// Sets one key of a resource's provider data (and saves): an id once the provider
+    /// answered it, an address once known.
+    pub fn set_data(
+        &mut self,
+        id: &str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        if let Some(r) = self.state.resource_mut(id) {
+            r.data[key] = value;
+        }
+        self.save()
+    }
+
     /// Moves a resource to a new status (and saves).
     pub fn set_status(&mut self, id: &str, status: Status) -> anyhow::Result<()> {
         if let Some(r) = self.state.resource_mut(id) {

@@ -122,7 +122,7 @@ impl OpenStack {
             metadata[k] = json!(v);
         }
         let mut body = json!({
-            "name": server_name(&state.run_id, &s.name),
+            "name": server::name(&state.run_id, &s.name),
             "flavorRef": ids.0, "imageRef": ids.1, "metadata": metadata,
         });
         if !s.networks.is_empty() {
@@ -215,7 +215,7 @@ impl OpenStack {
             }
             Err(e) => return Err(e),
         };
-        set_data(journal, &rid, "id", json!(id))?;
+        journal.set_data(&rid, "id", json!(id))?;
         match server::wait_active(&nova, &id, self.settings.active_wait)? {
             Built::Active(found) => {
                 let address = found.address(
@@ -234,7 +234,7 @@ impl OpenStack {
                             .unwrap_or("any network")
                     )));
                 };
-                set_data(journal, &rid, "address", json!(address))?;
+                journal.set_data(&rid, "address", json!(address))?;
                 journal.set_status(&rid, Status::Created)?;
                 crate::say!("--- server {name} ({id}) ACTIVE at {address}");
                 Ok(Ok((rid, address)))
@@ -350,18 +350,6 @@ impl OpenStack {
         }
         Ok(outcome)
     }
-}
-
-/// `rollci-<run>-<role>`, lower case (Nova derives the host name from it).
-pub fn server_name(run: &str, role: &str) -> String {
-    format!("rollci-{run}-{role}").to_ascii_lowercase()
-}
-
-fn set_data(journal: &mut Journal, id: &str, key: &str, value: Value) -> anyhow::Result<()> {
-    if let Some(r) = journal.state.resource_mut(id) {
-        r.data[key] = value;
-    }
-    journal.save()
 }
 
 impl Owner for OpenStack {

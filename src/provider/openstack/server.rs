@@ -95,6 +95,11 @@ pub fn tagged(server: &Server, run: &str, role: Option<&str>, attempt: Option<u3
         && attempt.is_none_or(|a| meta(TAG_ATTEMPT) == Some(a.to_string().as_str()))
 }
 
+/// `rollci-<run>-<role>`, lower case (Nova derives the host name from it).
+pub fn name(run: &str, role: &str) -> String {
+    format!("rollci-{run}-{role}").to_ascii_lowercase()
+}
+
 /// How a server's build ended.
 pub enum Built {
     Active(Server),
