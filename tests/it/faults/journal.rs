@@ -160,8 +160,10 @@ fn broken_mid_run(case: &str, size: &str, spoil: Vec<String>, mend: impl Fn(&Tmp
     if !errors.is_empty() {
         eprintln!("{case}\n{text}");
     }
-    drop(lab);
+    // The tmpfs goes first: the lab's temp folder cannot be removed while it is mounted
+    // (the lab's own cleanup already ran above, twice).
     drop(fs);
+    drop(lab);
     Row {
         case: case.into(),
         exit,
