@@ -204,6 +204,10 @@ fn run_chromium(extra: &[String], profile: &Path) -> Vec<u8> {
         "--disable-sync",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
+    // Its crash reports and dconf go under $HOME's .config and .cache otherwise.
+    .env("HOME", profile)
+    .env("XDG_CONFIG_HOME", profile.join("config"))
+    .env("XDG_CACHE_HOME", profile.join("cache"))
     .args(extra)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
