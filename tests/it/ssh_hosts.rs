@@ -75,8 +75,11 @@ impl Sshd {
         }
     }
 
-    /// The remote side failing: sshd and every session under it (and what they run)
-    /// killed at once (SIGKILL).
+    /// The remote side failing: sshd and every session under it killed at once (SIGKILL),
+    /// so every connection drops mid-command. What the sessions ran gets SIGTERM, the way
+    /// a host's processes lose their session, not SIGKILL: a shell killed outright would
+    /// leave what it holds behind (root's `.bashrc` runs `pyenv rehash`, whose lock file,
+    /// left, makes every later ssh login here wait 60 s), then SIGKILL after 5 s.
     pub fn kill_with_sessions(&mut self) {
         let Some(root) = self.child.as_ref().map(|c| c.id()) else {
             return;
@@ -87,12 +90,26 @@ impl Sshd {
             tree.extend(children_of(tree[i]));
             i += 1;
         }
-        for pid in tree {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        let is_sshd = |pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sshd")
+        };
+        let (sshd, rest): (Vec<u32>, Vec<u32>) = tree.into_iter().partition(is_sshd);
+        let signal = |pids: &[u32], signal| {
+            for pid in pids {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), signal);
+            }
+        };
+        signal(&sshd, nix::sys::signal::Signal::SIGKILL);
+        signal(&rest, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while rest
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
         }
+        signal(&rest, nix::sys::signal::Signal::SIGKILL);
         self.stop();
     }
 
