@@ -115,7 +115,7 @@ def prune(keep):
     cutoff = time.time() - KEEP_DAYS * 86400
     for name in sorted(os.listdir(CACHE)):
         path = os.path.join(CACHE, name)
-        if path == keep or name == "uv-cache" or not os.path.isdir(path):
+        if path == keep or name in ("uv-cache", "tmp") or not os.path.isdir(path):
             continue
         done = os.path.join(path, ".complete")
         with open(path + ".lock", "w") as lock:
@@ -152,8 +152,12 @@ def ensure(name, reqs, options=()):
     # roots refuse a registry behind a TLS-inspecting proxy ("invalid peer certificate:
     # UnknownIssuer", measured with uv 0.13.9 on 2026-12-06; older uv read SSL_CERT_FILE).
     # UV_NATIVE_TLS is the older name of the same switch.
+    # TMPDIR: uv leaves its build locks (`uv-setuptools-*.lock`) in the temp folder; they
+    # stay in the cache's, not in /tmp.
+    tmp = os.path.join(CACHE, "tmp")
+    os.makedirs(tmp, exist_ok=True)
     env = {**os.environ, "UV_CACHE_DIR": os.path.join(CACHE, "uv-cache"),
-           "UV_NO_PROGRESS": "1", "UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1"}
+           "UV_NO_PROGRESS": "1", "UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1", "TMPDIR": tmp}
 
     def steps(path):
         subprocess.run([tool, "venv", "--quiet", "--seed", "--python", sys.executable, path],
