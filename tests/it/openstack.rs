@@ -559,11 +559,9 @@ pub fn v3_lab(cloud: &str, extra: &str, metadata: &str) -> String {
         .replace("network = \"public\"\n", "")
 }
 
-#[test]
-fn keystone_v3_password_from_clouds_yaml_with_a_region_of_the_catalog() {
-    let keystone = crate::keystone::Keystone::start();
-    let nova = FakeNova::start(&keystone, &["RegionOne", "RegionTwo"]);
-    let lab = Lab::with_text(&v3_lab("lab-cloud", "", ""));
+/// The `lab-cloud` entry of the lab's clouds.yaml for `keystone`'s user, its password in
+/// secure.yaml (as openstacksdk splits them).
+pub fn keystone_clouds(lab: &Lab, keystone: &crate::keystone::Keystone) {
     let clouds = format!(
         "clouds:\n  lab-cloud:\n    auth:\n      auth_url: {}\n      username: {}\n      \
          project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n",
@@ -577,6 +575,14 @@ fn keystone_v3_password_from_clouds_yaml_with_a_region_of_the_catalog() {
         keystone.password
     );
     std::fs::write(lab.dir.path().join("secure.yaml"), secure).unwrap();
+}
+
+#[test]
+fn keystone_v3_password_from_clouds_yaml_with_a_region_of_the_catalog() {
+    let keystone = crate::keystone::Keystone::start();
+    let nova = FakeNova::start(&keystone, &["RegionOne", "RegionTwo"]);
+    let lab = Lab::with_text(&v3_lab("lab-cloud", "", ""));
+    keystone_clouds(&lab, &keystone);
     // Two regions and none chosen: the error names both.
     let said = output(&lab.expect(&["provision"], 2));
     assert!(

@@ -11,24 +11,12 @@ use serde_json::Value;
 use super::{Ran, processes_of_run, report, row, run_to_end};
 use crate::keystone::Keystone;
 use crate::lab::Lab;
-use crate::openstack::{FakeNova, v3_lab};
+use crate::openstack::{FakeNova, keystone_clouds, v3_lab};
 
 fn lab(keystone: &Keystone, metadata: &str) -> Lab {
     let extra = "api_timeout = \"3s\"\nattempts = 2\ndelete_wait = \"60s\"\n";
     let lab = Lab::with_text(&v3_lab("lab-cloud", extra, metadata));
-    let clouds = format!(
-        "clouds:\n  lab-cloud:\n    auth:\n      auth_url: {}\n      username: {}\n      \
-         project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n",
-        keystone.auth_url.trim_end_matches("/v3"),
-        keystone.username,
-        keystone.project
-    );
-    std::fs::write(lab.dir.path().join("clouds.yaml"), clouds).unwrap();
-    let secure = format!(
-        "clouds:\n  lab-cloud:\n    auth:\n      password: {}\n",
-        keystone.password
-    );
-    std::fs::write(lab.dir.path().join("secure.yaml"), secure).unwrap();
+    keystone_clouds(&lab, keystone);
     lab
 }
 
