@@ -44,9 +44,13 @@ pub fn teardown(ctx: &mut Ctx, scope: Teardown) -> anyhow::Result<()> {
 /// the one moment a scan of everything the provider can see is worth its cost.
 pub fn destroy(ctx: &mut Ctx, filter: impl Fn(&Resource) -> bool) -> anyhow::Result<Tally> {
     ctx.provider.find_strays(&mut ctx.journal)?;
+    let order = destroy_order(&ctx.journal.state, &filter);
+    if !order.is_empty() {
+        keep_logs(ctx);
+    }
     let data = persistent::Owner::new(&ctx.config, &ctx.journal.state);
     let mut tally = Tally::default();
-    for id in destroy_order(&ctx.journal.state, &filter) {
+    for id in order {
         let Some(resource) = ctx.journal.state.resource(&id).cloned() else {
             continue;
         };
@@ -77,6 +81,26 @@ pub fn destroy(ctx: &mut Ctx, filter: impl Fn(&Resource) -> bool) -> anyhow::Res
         }
     }
     Ok(tally)
+}
+
+/// The lab's logs into the run's logs folder, before they go with the lab. Failing to
+/// keep them is said and does not stop the cleanup: removing the lab matters more.
+fn keep_logs(ctx: &Ctx) {
+    let into = ctx.log_dir().join("lab");
+    match ctx.provider.keep_logs(&ctx.journal, &into) {
+        Ok(kept) if kept.files > 0 => crate::say!(
+            "--- kept {} log file(s) of the lab ({} KiB){} in {}",
+            kept.files,
+            kept.bytes.div_ceil(1024),
+            match kept.left_out {
+                0 => String::new(),
+                n => format!(", {n} left out past the limits"),
+            },
+            into.display()
+        ),
+        Ok(_) => {}
+        Err(err) => crate::say!("!!! the lab's logs were not kept: {err:#}"),
+    }
 }
 
 /// The owner a resource is routed to: the one its journal entry names.

@@ -129,7 +129,7 @@ pub fn print_services(availability: &Availability) {
         );
         for w in &s.windows {
             crate::say!(
-                "      window {} +{} ms ({} × {}) during {}{}",
+                "      window {} +{} ms ({} × {}) during {}{}{}",
                 w.start.format("%H:%M:%S%.3f"),
                 w.duration_ms,
                 w.failures,
@@ -139,7 +139,11 @@ pub fn print_services(availability: &Availability) {
                     ", prober late: not counted"
                 } else {
                     ""
-                }
+                },
+                w.first_error
+                    .as_deref()
+                    .map(|e| format!("\n        first: {e}"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -1,5 +1,7 @@
 //! What every provider and owner of resources offers the steps and the teardown.
 
+use std::path::Path;
+
 use crate::exec::tools::Tool;
 use crate::workspace::journal::{Journal, Resource};
 
@@ -50,10 +52,24 @@ pub trait Provider: Owner {
     fn socks(&self, _journal: &Journal) -> Option<String> {
         None
     }
+    /// Copies the lab's own logs into `into` (the run's logs folder) before a teardown
+    /// removes them; idempotent.
+    fn keep_logs(&self, _journal: &Journal, _into: &Path) -> anyhow::Result<KeptLogs> {
+        Ok(KeptLogs::default())
+    }
     /// What `doctor` checks beyond tools (a daemon that answers, an image, acceleration).
     fn diagnose(&self) -> Vec<Finding> {
         Vec::new()
     }
+}
+
+/// What [`Provider::keep_logs`] copied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KeptLogs {
+    pub files: usize,
+    pub bytes: u64,
+    /// Files past the size or count limit, not copied.
+    pub left_out: usize,
 }
 
 /// One line of `doctor`: something the provider needs, found or not.

@@ -86,6 +86,7 @@ mod tests {
             failures: 1,
             class: "refused".into(),
             prober_late,
+            first_error: None,
         }
     }
 

@@ -65,6 +65,10 @@ pub struct Window {
     /// downtime, and not counted against its budget.
     #[serde(default)]
     pub prober_late: bool,
+    /// What the window's first failed probe said (status and the start of the answer, or
+    /// the connection error): the first clue to why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]

@@ -43,9 +43,29 @@ fn run_passes_every_step_and_leaves_nothing() {
     assert!(processes >= 7, "only {processes} processes journaled");
     lab.assert_nothing_left();
     assert_smoke_attempts_journaled(&lab);
+    assert_lab_logs_kept(&lab, &stdout);
     let summary = lab.json("reports/summary.json");
     assert_eq!(summary["summary_version"], 1);
     assert_rolling_evidence(&lab, &summary);
+}
+
+/// The nodes' own logs outlive the lab folder: cleanup copies them into the run's logs,
+/// and they hold what the nodes wrote under both releases.
+fn assert_lab_logs_kept(lab: &Lab, stdout: &str) {
+    let state = lab.state();
+    let run = state["run_id"].as_str().unwrap();
+    let kept = lab.workspace().join("logs").join(run).join("lab");
+    assert!(stdout.contains("--- kept "), "cleanup says what it kept");
+    for node in ["node1", "node2", "node3"] {
+        let log = kept.join("nodes").join(node).join("node.log");
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("{} not kept: {e}", log.display()));
+        assert!(!text.is_empty(), "{} is empty", log.display());
+    }
+    assert!(
+        !lab.workspace().join("lab").exists(),
+        "the lab itself is gone"
+    );
 }
 
 /// The smoke command of each verify phase is on record like an action: one attempt that

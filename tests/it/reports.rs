@@ -86,6 +86,7 @@ fn outage() -> Window {
         failures: 50,
         class: "refused".into(),
         prober_late: false,
+        first_error: None,
     }
 }
 

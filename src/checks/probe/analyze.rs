@@ -187,6 +187,7 @@ fn window(
         failures: failed.len() as u64,
         class,
         prober_late: failed.iter().all(|r| prober_made(r)),
+        first_error: failed[0].error.clone(),
     }
 }
 
@@ -254,10 +255,12 @@ mod tests {
 
     #[test]
     fn windows_run_from_first_failure_to_next_success_and_carry_the_action() {
+        let mut first = rec(100, "refused", "node1");
+        first.error = Some("connect: refused".into());
         let records = [
             rec(0, "ok", BASELINE),
             rec(50, "ok", "node1"),
-            rec(100, "refused", "node1"),
+            first,
             rec(150, "refused", "node2"),
             rec(200, "ok", "node2"),
             rec(250, "timeout", "node3"),
@@ -269,6 +272,9 @@ mod tests {
         assert_eq!(report.windows[0].duration_ms, 100);
         assert_eq!(report.windows[0].action.as_deref(), Some("node1"));
         assert_eq!(report.windows[0].class, "refused");
+        let said = report.windows[0].first_error.as_deref();
+        assert_eq!(said, Some("connect: refused"), "the first failure's words");
+        assert_eq!(report.windows[1].first_error, None);
         assert_eq!(
             report.windows[1].duration_ms, 2,
             "open window ends with its last probe"

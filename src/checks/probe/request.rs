@@ -98,10 +98,16 @@ pub async fn send(
     let started = Instant::now();
     let mut captured = BTreeMap::new();
     let mut last_status = None;
-    for request in requests {
+    for (i, request) in requests.iter().enumerate() {
         match one(client, request, timeout, auth, &mut captured).await {
             Ok(status) => last_status = Some(status),
             Err((class, status, error)) => {
+                // A cycle's failure names its step: "the token was issued, then not valid"
+                // and "no token was issued" are different bugs.
+                let error = match requests.len() {
+                    1 => error,
+                    n => format!("step {}/{n} ({}): {error}", i + 1, request.method),
+                };
                 return Outcome {
                     class,
                     status,
@@ -301,7 +307,7 @@ fn check(request: &RequestConfig, status: u16, body: &str) -> Result<(), Failure
         return Err((
             "status",
             Some(status),
-            format!("unexpected status {status}"),
+            format!("unexpected status {status}{}", excerpt(status, body)),
         ));
     }
     if let Some(needle) = request
@@ -312,6 +318,25 @@ fn check(request: &RequestConfig, status: u16, body: &str) -> Result<(), Failure
         return Err(("status", Some(status), format!("body lacks {needle:?}")));
     }
     Ok(())
+}
+
+/// The start of an error answer's body, on one line: what the service said went wrong
+/// (Keystone's "Could not find token", haproxy's "503 Service Unavailable"). Only for
+/// 4xx/5xx: a success body may carry what no log should (a catalog, a credential).
+fn excerpt(status: u16, body: &str) -> String {
+    const MAX: usize = 160;
+    if status < 400 {
+        return String::new();
+    }
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        return String::new();
+    }
+    let mut cut: String = line.chars().take(MAX).collect();
+    if cut.len() < line.len() {
+        cut.push('…');
+    }
+    format!(": {cut}")
 }
 
 fn classify(err: reqwest::Error) -> Failure {
@@ -462,6 +487,43 @@ mod tests {
                 .to_ascii_lowercase()
                 .contains("x-subject-token: t-42")
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_cycle_names_its_step_and_what_the_server_said() {
+        let (addr, _seen) = token_server();
+        let issue = RequestConfig {
+            method: "POST".into(),
+            capture_header: Some("X-Subject-Token".into()),
+            ..RequestConfig::get(format!("http://{addr}/v3/auth/tokens"))
+        };
+        // Sent without the captured token: the server answers 404.
+        let validate = RequestConfig::get(format!("http://{addr}/v3/auth/tokens"));
+        let t = Duration::from_secs(5);
+        let outcome = send(&client().unwrap(), &[issue, validate], t, None).await;
+        assert_eq!(outcome.class, "status");
+        assert_eq!(outcome.status, Some(404));
+        let error = outcome.error.unwrap();
+        assert!(
+            error.starts_with("step 2/2 (GET): unexpected status 404"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_error_body_is_quoted_on_one_line_and_a_success_body_never() {
+        let said = excerpt(
+            404,
+            "{\"error\": {\n  \"message\": \"Could not find token\"}}",
+        );
+        assert_eq!(
+            said,
+            ": {\"error\": { \"message\": \"Could not find token\"}}"
+        );
+        assert_eq!(excerpt(200, "{\"token\": \"secret\"}"), "");
+        assert_eq!(excerpt(502, " \n "), "");
+        let long = excerpt(500, &"x".repeat(1000));
+        assert_eq!(long.chars().count(), 2 + 160 + 1, "cut, with an ellipsis");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The `local` provider: hosts are loopback addresses of this machine (Linux routes all of
 //! 127/8 to `lo`), VMs are folders, and processes are found by their pidfiles.
 
+mod logs;
 mod settings;
 
 pub use settings::{KIND, Settings};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use super::interface::{Destroyed, Owner, Provider};
+use super::interface::{Destroyed, KeptLogs, Owner, Provider};
 use crate::exec::tools::Tool;
 use crate::procs;
 use crate::workspace::journal::{Host, Journal, Layer, Resource, Status};
@@ -197,6 +198,13 @@ impl Provider for Local {
             self.adopt_process(journal, pid, started, &name, parent)?;
         }
         Ok(())
+    }
+
+    fn keep_logs(&self, journal: &Journal, into: &Path) -> anyhow::Result<KeptLogs> {
+        if self.lab_id(journal).is_err() {
+            return Ok(KeptLogs::default());
+        }
+        logs::keep(&self.lab_dir, into)
     }
 
     fn vars(&self) -> serde_json::Map<String, serde_json::Value> {

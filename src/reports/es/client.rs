@@ -228,6 +228,7 @@ mod tests {
             failures: 4,
             class: "refused".into(),
             prober_late: false,
+            first_error: None,
         };
         let service = ServiceReport {
             name: "api".into(),

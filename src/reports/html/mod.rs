@@ -163,6 +163,7 @@ mod tests {
             failures: 3,
             class: "refused".into(),
             prober_late: false,
+            first_error: None,
         };
         let span = |name: &str, a, b| ActionSpan {
             name: name.into(),
@@ -206,6 +207,7 @@ mod tests {
             failures: 7,
             class: "refused".into(),
             prober_late: false,
+            first_error: None,
         };
         let actions = vec![ActionSpan {
             name: "node2".into(),

@@ -78,6 +78,7 @@ pub(super) struct WindowRow {
     pub(super) action: String,
     pub(super) class: String,
     pub(super) failures: u64,
+    pub(super) first_error: String,
 }
 
 /// Rally's workloads, before against after.
@@ -214,6 +215,7 @@ pub(super) fn window_rows(summary: &Summary) -> Vec<WindowRow> {
                     false => w.class.clone(),
                 },
                 failures: w.failures,
+                first_error: w.first_error.clone().unwrap_or_default(),
             };
             rows.push((w.start, row));
         }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use quick_junit::{Report, TestCaseStatus, TestSuite};
 
 use crate::workspace::evidence::{
-    self, Availability, Persistent, PersistentOutcome, ServiceReport, Smoke,
+    self, Availability, Persistent, PersistentOutcome, ServiceReport, Smoke, Window,
 };
 
 mod case;
@@ -139,13 +139,20 @@ fn service_case(service: &ServiceReport) -> quick_junit::TestCase {
     case
 }
 
+fn first_error(w: &Window) -> String {
+    w.first_error
+        .as_deref()
+        .map(|e| format!("; first: {e}"))
+        .unwrap_or_default()
+}
+
 fn windows_text(service: &ServiceReport) -> String {
     service
         .windows
         .iter()
         .map(|w| {
             format!(
-                "{} .. {}: {} ms, {} failed probes ({}), during {}{}",
+                "{} .. {}: {} ms, {} failed probes ({}), during {}{}{}",
                 w.start.to_rfc3339(),
                 w.end.to_rfc3339(),
                 w.duration_ms,
@@ -156,7 +163,8 @@ fn windows_text(service: &ServiceReport) -> String {
                     " [prober late: not counted against the budget]"
                 } else {
                     ""
-                }
+                },
+                first_error(w)
             )
         })
         .collect::<Vec<_>>()
@@ -335,6 +343,7 @@ mod tests {
                 failures: 4,
                 class: "refused".into(),
                 prober_late: false,
+                first_error: None,
             }],
             ..ServiceReport::default()
         };
