@@ -228,7 +228,7 @@ mod tests {
             failures: 4,
             class: "refused".into(),
             prober_late: false,
-            first_error: None,
+            first_error: Some(format!("unexpected status 503 at {s}")),
         };
         let service = ServiceReport {
             name: "api".into(),
@@ -365,6 +365,8 @@ mod tests {
         assert_eq!(run["services"][0]["windows"], 2);
         assert!(run["persistent"].get("resources").is_none());
         assert_eq!(docs[1].source["duration_ms"], 2000);
+        assert_eq!(docs[1].source["first_error"], "unexpected status 503 at 10");
+        assert_eq!(docs[1].source["prober_late"], false);
         assert_eq!(docs[5].source["phase"], "after");
     }
 

@@ -38,6 +38,8 @@ pub fn documents(summary: &Summary, smoke: &[Smoke], started: DateTime<Utc>) -> 
         source["action"] = json!(w.action);
         source["failures"] = json!(w.failures);
         source["class"] = json!(w.class);
+        source["prober_late"] = json!(w.prober_late);
+        source["first_error"] = json!(w.first_error);
         docs.push(Document {
             id: format!("{}-window-{n}", summary.run_id),
             source,

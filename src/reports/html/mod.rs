@@ -163,7 +163,7 @@ mod tests {
             failures: 3,
             class: "refused".into(),
             prober_late: false,
-            first_error: None,
+            first_error: Some("step 2/2 (GET): unexpected status 403: <forbidden>".into()),
         };
         let span = |name: &str, a, b| ActionSpan {
             name: name.into(),
@@ -193,6 +193,11 @@ mod tests {
         );
         assert!(row("node1").contains("500 ms"), "{}", row("node1"));
         assert!(row("contract").contains("500 ms"), "{}", row("contract"));
+        let windows = &html[html.find("id=\"windows\"").expect("a window table")..];
+        assert!(
+            windows.contains("unexpected status 403: &lt;forbidden&gt;"),
+            "the first error, escaped"
+        );
         let empty = render(&summary(vec![service("vip", vec![])], vec![]), &[], None).unwrap();
         assert!(!empty.contains("id=\"phases\""), "no actions, no table");
     }
