@@ -36,7 +36,17 @@ fn downtime_over_budget_fails_the_check_and_still_cleans_up() {
         .replace("max_downtime = \"60s\"", "max_downtime = \"0ms\"");
     std::fs::write(&lab.config, text).unwrap();
     let out = lab.expect(&["run"], 1);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("downtime over budget: `api` was down"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("downtime over budget: `api` was down"));
+    // The error line (what a CI log's tail keeps) names the first failure and its phase.
+    let error = stdout
+        .lines()
+        .find(|l| l.contains("downtime over budget"))
+        .unwrap();
+    assert!(
+        error.contains("; the first at ") && error.contains(" during upgrade-all: "),
+        "{error}"
+    );
     let summary = lab.json("reports/summary.json");
     let upgrade = summary["steps"]
         .as_array()

@@ -33,14 +33,28 @@ pub fn over_budget(reports: &[ServiceReport]) -> Vec<String> {
         .filter(|s| !s.within_budget)
         .map(|s| {
             format!(
-                "`{}` was down {} ms (budget {} ms) in {} window(s)",
+                "`{}` was down {} ms (budget {} ms) in {} window(s){}",
                 s.name,
                 s.downtime_ms,
                 s.budget_ms.unwrap_or(0),
-                s.own_windows()
+                s.own_windows(),
+                first_failure(s)
             )
         })
         .collect()
+}
+
+/// The first own window's first failure, for the one line a CI log's tail keeps.
+fn first_failure(s: &ServiceReport) -> String {
+    let Some(w) = s.windows.iter().find(|w| !w.prober_late) else {
+        return String::new();
+    };
+    format!(
+        "; the first at {} during {}: {}",
+        w.start.format("%H:%M:%S%.3f"),
+        w.action.as_deref().unwrap_or("no upgrade action"),
+        w.first_error.as_deref().unwrap_or(&w.class)
+    )
 }
 
 /// When a probe was in flight: its start and its end.
@@ -285,7 +299,12 @@ mod tests {
         assert!((report.availability - 40.0).abs() < 1e-9);
         assert!(report.baseline_ms.is_some());
         assert_eq!(windows(&refs[..2], |_| false).len(), 0);
-        assert_eq!(over_budget(std::slice::from_ref(report)).len(), 1);
+        let over = over_budget(std::slice::from_ref(report));
+        assert_eq!(over.len(), 1);
+        assert!(
+            over[0].ends_with("during node1: connect: refused"),
+            "names the first failure: {over:?}"
+        );
     }
 
     #[test]
