@@ -17,24 +17,19 @@ const MAX_TOTAL: u64 = 128 << 20;
 const MAX_FILES: usize = 500;
 
 /// Copies every regular `*.log` file under `lab` to the same relative path under `into`
-/// (symlinks are not followed: a lab's link must not copy files from elsewhere).
+/// (symlinks are not followed).
 pub fn keep(lab: &Path, into: &Path) -> anyhow::Result<Kept> {
     let mut kept = Kept::default();
     if !lab.is_dir() {
         return Ok(kept);
     }
-    for entry in walkdir::WalkDir::new(lab).sort_by_file_name() {
-        let Ok(entry) = entry else { continue };
-        let is_log = entry.path().extension().is_some_and(|e| e == "log");
-        if !entry.file_type().is_file() || !is_log {
-            continue;
-        }
+    for path in super::files_by_extension(lab, "log") {
         if kept.files >= MAX_FILES || kept.bytes >= MAX_TOTAL {
             kept.left_out += 1;
             continue;
         }
-        let relative = entry.path().strip_prefix(lab).unwrap_or(entry.path());
-        kept.bytes += copy_tail(entry.path(), &into.join(relative), MAX_FILE)?;
+        let relative = path.strip_prefix(lab).unwrap_or(&path);
+        kept.bytes += copy_tail(&path, &into.join(relative), MAX_FILE)?;
         kept.files += 1;
     }
     Ok(kept)

@@ -283,21 +283,19 @@ fn pick_port(addresses: &[Ipv4Addr], wanted: u16, taken: &[u16]) -> anyhow::Resu
 
 /// Every `*.pid` file under the lab folder.
 fn pidfiles(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => found.extend(pidfiles(&path)),
-            Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "pid") => {
-                found.push(path)
-            }
-            _ => {}
-        }
-    }
-    found
+    files_by_extension(dir, "pid").collect()
+}
+
+/// Every regular file named `*.{extension}` under `dir`, in name order; symlinks are not
+/// followed (a lab's link must not reach files elsewhere). None when `dir` is missing.
+fn files_by_extension<'a>(dir: &Path, extension: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .filter(move |p| p.extension().is_some_and(|e| e == extension))
 }
 
 /// Journaled processes that have exited on their own (an upgrade restarts nodes).
