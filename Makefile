@@ -31,9 +31,12 @@ test-faults: test-deps
 	cargo test --locked --test it faults::
 	@cat target/faults/*.txt
 
+# The architecture tests (no import cycle, no file too long) take a second: run them with
+# the lints, so a commit that breaks the layering is caught before CI's hour.
 lint:
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
+	cargo test --locked --test it architecture::
 
 build:
 	cargo build --locked

@@ -23,7 +23,7 @@ pub fn keep(lab: &Path, into: &Path) -> anyhow::Result<Kept> {
     if !lab.is_dir() {
         return Ok(kept);
     }
-    for path in super::files_by_extension(lab, "log") {
+    for path in super::files::by_extension(lab, "log") {
         if kept.files >= MAX_FILES || kept.bytes >= MAX_TOTAL {
             kept.left_out += 1;
             continue;

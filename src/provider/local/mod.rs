@@ -1,6 +1,7 @@
 //! The `local` provider: hosts are loopback addresses of this machine (Linux routes all of
 //! 127/8 to `lo`), VMs are folders, and processes are found by their pidfiles.
 
+mod files;
 mod logs;
 mod settings;
 
@@ -166,10 +167,10 @@ impl Provider for Local {
 
     fn reconcile(&self, journal: &mut Journal) -> anyhow::Result<()> {
         mark_exited(journal)?;
-        let mut found = pidfiles(&self.lab_dir);
+        let mut found = files::by_extension(&self.lab_dir, "pid").collect::<Vec<_>>();
         let run = self.run_dir();
         if !run.starts_with(&self.lab_dir) {
-            found.extend(pidfiles(&run));
+            found.extend(files::by_extension(&run, "pid"));
         }
         for pidfile in found {
             let Some(pid) = procs::read_pidfile(&pidfile) else {
@@ -279,23 +280,6 @@ fn pick_port(addresses: &[Ipv4Addr], wanted: u16, taken: &[u16]) -> anyhow::Resu
         }
     }
     anyhow::bail!("no port free on all of {addresses:?} after 50 tries")
-}
-
-/// Every `*.pid` file under the lab folder.
-fn pidfiles(dir: &Path) -> Vec<PathBuf> {
-    files_by_extension(dir, "pid").collect()
-}
-
-/// Every regular file named `*.{extension}` under `dir`, in name order; symlinks are not
-/// followed (a lab's link must not reach files elsewhere). None when `dir` is missing.
-fn files_by_extension<'a>(dir: &Path, extension: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
-    walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(walkdir::DirEntry::into_path)
-        .filter(move |p| p.extension().is_some_and(|e| e == extension))
 }
 
 /// Journaled processes that have exited on their own (an upgrade restarts nodes).
