@@ -3,6 +3,7 @@
 //! `main` parses the command line and calls [`run`]; everything else lives in one module
 //! per concept.
 
+pub mod attempt;
 pub mod checks;
 pub mod cli;
 pub mod commands;
@@ -14,6 +15,7 @@ pub mod exit;
 pub mod faultpoint;
 pub mod flow;
 pub mod jenkins;
+pub mod lab_logs;
 pub mod openstack;
 pub mod procs;
 pub mod provider;

@@ -46,7 +46,7 @@ pub fn destroy(ctx: &mut Ctx, filter: impl Fn(&Resource) -> bool) -> anyhow::Res
     ctx.provider.find_strays(&mut ctx.journal)?;
     let order = destroy_order(&ctx.journal.state, &filter);
     if !order.is_empty() {
-        keep_logs(ctx);
+        crate::lab_logs::keep(ctx);
     }
     let data = persistent::Owner::new(&ctx.config, &ctx.journal.state);
     let mut tally = Tally::default();
@@ -81,26 +81,6 @@ pub fn destroy(ctx: &mut Ctx, filter: impl Fn(&Resource) -> bool) -> anyhow::Res
         }
     }
     Ok(tally)
-}
-
-/// The lab's logs into the run's logs folder, before they go with the lab. Failing to
-/// keep them is said and does not stop the cleanup: removing the lab matters more.
-fn keep_logs(ctx: &Ctx) {
-    let into = ctx.log_dir().join("lab");
-    match ctx.provider.keep_logs(&ctx.journal, &into) {
-        Ok(kept) if kept.files > 0 => crate::say!(
-            "--- kept {} log file(s) of the lab ({} KiB){} in {}",
-            kept.files,
-            kept.bytes.div_ceil(1024),
-            match kept.left_out {
-                0 => String::new(),
-                n => format!(", {n} left out past the limits"),
-            },
-            into.display()
-        ),
-        Ok(_) => {}
-        Err(err) => crate::say!("!!! the lab's logs were not kept: {err:#}"),
-    }
 }
 
 /// The owner a resource is routed to: the one its journal entry names.

@@ -19,6 +19,12 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
             _ => {}
         }
     }
+    if config.logs.is_some() {
+        needed.push(Tool::new(
+            "ansible-playbook",
+            "`[logs]` (fetching the hosts' logs)",
+        ));
+    }
     let checks = tools::check(&needed);
     let mut missing = 0;
     for c in &checks {

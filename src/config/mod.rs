@@ -12,10 +12,12 @@ use crate::exit::{Kind, fail};
 
 mod jenkins;
 mod locate;
+mod logs;
 mod probes;
 pub mod validate;
 
 pub use jenkins::{CheckFailure, JenkinsConfig};
+pub use logs::LogsConfig;
 pub use probes::{PersistentConfig, ProbeAuth, ProbeConfig, ProbeKind, Probing, RequestConfig};
 
 /// A parsed, validated lab file.
@@ -43,6 +45,8 @@ pub struct Config {
     /// How the lab's Jenkins job and Jenkinsfile are generated.
     #[serde(default)]
     pub jenkins: JenkinsConfig,
+    /// The hosts' log files kept before teardown.
+    pub logs: Option<LogsConfig>,
     /// The file it was read from (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,

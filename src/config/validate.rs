@@ -20,6 +20,9 @@ impl Config {
         if let Some(rally) = &self.verify.rally {
             check_rally(rally).map_err(|m| problem("verify.rally", m))?;
         }
+        if let Some(logs) = &self.logs {
+            logs.check().map_err(|m| problem("logs", m))?;
+        }
         for (key, action) in self.actions() {
             check_action(action).map_err(|m| problem(&key, m))?;
         }

@@ -13,7 +13,7 @@ mod tunnel;
 
 use crate::config::Config;
 
-pub use interface::{Destroyed, Finding, Owner, Provider};
+pub use interface::{Destroyed, Finding, KeptLogs, Owner, Provider};
 pub use local::Local;
 pub use openstack::{Leak, Sweep, sweep_cloud};
 

@@ -100,11 +100,12 @@ pub fn qemus_of(run: &str) -> Vec<u32> {
 /// every probe costs an emulated sshd a fork and exec, and ten a second starved Ansible's
 /// own connection (banner exchange timed out) under TCG.
 pub fn lab() -> Lab {
-    lab_upgraded_by("write.yml")
+    lab_upgraded_by("write.yml", "")
 }
 
-/// The same lab, its upgrade done by `playbook` (`write.yml` or `sleep.yml`).
-fn lab_upgraded_by(playbook: &str) -> Lab {
+/// The same lab, its upgrade done by `playbook` (`write.yml` or `sleep.yml`), with more of
+/// the lab file after it.
+fn lab_upgraded_by(playbook: &str, extra: &str) -> Lab {
     let [a, b, c, d] = unique_block();
     let action = |name: &str| {
         let playbook = if name == "upgrade" {
@@ -123,14 +124,14 @@ fn lab_upgraded_by(playbook: &str) -> Lab {
          [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n\n\
          [probing]\nbaseline = \"500ms\"\n\n\
          [[probes]]\nname = \"guest-ssh\"\nkind = \"tcp\"\nurl = \"tcp://{{guest1}}\"\n\
-         banner = \"SSH-2.0\"\ninterval = \"1s\"\ntimeout = \"10s\"\nmax_downtime = \"0ms\"\n",
+         banner = \"SSH-2.0\"\ninterval = \"1s\"\ntimeout = \"10s\"\nmax_downtime = \"0ms\"\n{extra}",
         action("deploy"),
         action("upgrade"),
         root = ROOT,
     ));
     std::fs::write(
         lab.workspace().parent().unwrap().join("write.yml"),
-        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: /root/release\n        content: \"{{ rollci_release }}\"\n",
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: /root/release\n        content: \"{{ rollci_release }}\"\n    - ansible.builtin.lineinfile:\n        path: /var/log/rollci-it/release.log\n        line: \"{{ rollci_step }} {{ rollci_release }}\"\n        create: true\n",
     )
     .unwrap();
     std::fs::write(
@@ -185,7 +186,11 @@ fn run_id(lab: &Lab) -> String {
 fn a_real_guest_boots_runs_playbooks_over_ssh_and_cleanup_leaves_nothing() {
     let _one = LIBVIRT.lock().unwrap_or_else(|e| e.into_inner());
     let _daemon = Daemon::start();
-    let lab = lab();
+    // The guest's logs are fetched before it goes (a folder that is not there is said).
+    let lab = lab_upgraded_by(
+        "write.yml",
+        "\n[logs]\nfolders = [\"/var/log/rollci-it\", \"/nonexistent\"]\n",
+    );
     lab.expect(&["provision"], 0);
     let run = run_id(&lab);
     let domain = format!("rollci-{run}-guest1");
@@ -218,6 +223,13 @@ fn a_real_guest_boots_runs_playbooks_over_ssh_and_cleanup_leaves_nothing() {
     assert_eq!(ssh["downtime_ms"], 0, "{ssh}");
 
     lab.expect(&["cleanup"], 0);
+    let kept = lab.workspace().join("logs").join(&run);
+    let log = std::fs::read_to_string(kept.join("lab/guest1/var/log/rollci-it/release.log"));
+    assert_eq!(
+        log.unwrap(),
+        "deploy A\nupgrade B\n",
+        "the guest's log, kept"
+    );
     assert_eq!(domains_of(&run), Vec::<String>::new());
     assert_eq!(networks_of(&run), Vec::<String>::new());
     assert_eq!(qemus_of(&run), Vec::<u32>::new());
@@ -276,7 +288,7 @@ fn kill_9_in_the_middle_of_provisioning_then_cleanup_leaves_no_domain_or_disk() 
 fn kill_9_in_the_middle_of_the_upgrade_then_cleanup_leaves_no_domain_or_master() {
     let _one = LIBVIRT.lock().unwrap_or_else(|e| e.into_inner());
     let _daemon = Daemon::start();
-    let lab = lab_upgraded_by("sleep.yml");
+    let lab = lab_upgraded_by("sleep.yml", "");
     lab.expect(&["provision"], 0);
     let run = run_id(&lab);
     assert!(master_up(&lab));
@@ -341,7 +353,7 @@ fn parent_lab(sshd: &crate::ssh_hosts::Sshd, remote: &Path) -> Lab {
     ));
     std::fs::write(
         lab.dir.path().join("write.yml"),
-        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: /root/release\n        content: \"{{ rollci_release }}\"\n",
+        "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: /root/release\n        content: \"{{ rollci_release }}\"\n    - ansible.builtin.lineinfile:\n        path: /var/log/rollci-it/release.log\n        line: \"{{ rollci_step }} {{ rollci_release }}\"\n        create: true\n",
     )
     .unwrap();
     lab

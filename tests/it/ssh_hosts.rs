@@ -128,6 +128,11 @@ impl Sshd {
     /// A static lab of this one host whose deploy and upgrade write the release, over ssh,
     /// into `marker`.
     fn lab(&self, marker: &Path) -> Lab {
+        self.lab_with(marker, "")
+    }
+
+    /// [`Sshd::lab`] with more of the lab file after it.
+    fn lab_with(&self, marker: &Path, extra: &str) -> Lab {
         let playbook = self.dir.join("write.yml");
         std::fs::write(
             &playbook,
@@ -149,12 +154,13 @@ impl Sshd {
              [deploy]\nactions = [{}]\n\n[upgrade]\nmode = \"all-at-once\"\naction = {}\n\n\
              [probing]\nbaseline = \"500ms\"\n\n\
              [[probes]]\nname = \"ssh\"\nkind = \"tcp\"\nurl = \"tcp://{{h1}}\"\nbanner = \"SSH-2.0\"\n\
-             interval = \"100ms\"\ntimeout = \"5s\"\nmax_downtime = \"0ms\"\n",
+             interval = \"100ms\"\ntimeout = \"5s\"\nmax_downtime = \"0ms\"\n{}",
             self.address,
             self.port,
             self.dir.join("user_key").display(),
             action("deploy"),
-            action("upgrade")
+            action("upgrade"),
+            extra
         ))
     }
 }
@@ -255,6 +261,65 @@ fn a_playbook_runs_over_ssh_with_the_runs_own_config_and_cleanup_stops_the_maste
         .collect();
     assert_eq!(masters.len(), 1);
     assert_eq!(masters[0]["status"], "destroyed");
+}
+
+/// The host's `[logs]` folders are fetched over ssh before cleanup releases the host:
+/// nested log files whole and byte for byte (templating syntax included), a large one by
+/// its end, other names and links left.
+#[test]
+fn cleanup_keeps_the_hosts_logs_over_ssh_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(tmp.path());
+    let folder = tmp.path().join("host-logs");
+    std::fs::create_dir_all(folder.join("app")).unwrap();
+    let app = "started\n{{ lookup('pipe', 'id') }} $(id) `id`\n\u{e9}t\u{e9}\n";
+    std::fs::write(folder.join("app/app.log"), app).unwrap();
+    let big: String = (0..40_000)
+        .map(|i| format!("line {i:06} {}\n", "x".repeat(40)))
+        .collect();
+    std::fs::write(folder.join("big.log"), &big).unwrap();
+    std::fs::write(folder.join("notes.txt"), "not a log").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", folder.join("link.log")).unwrap();
+    let lab = sshd.lab_with(
+        &tmp.path().join("release"),
+        &format!(
+            "\n[logs]\nfolders = [\"{}\", \"/nonexistent-rollci-logs\"]\nmax_file_mib = 1\n",
+            folder.display()
+        ),
+    );
+    lab.expect(&["provision"], 0);
+    lab.expect(&["deploy"], 0);
+    let out = lab.expect(&["cleanup"], 0);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("--- kept 2 log file(s) of the hosts' `[logs]`"),
+        "{said}"
+    );
+    assert!(
+        !master_up(&lab, "h1"),
+        "the master still goes after the fetch"
+    );
+    let run = lab.state()["run_id"].as_str().unwrap().to_string();
+    let kept = lab
+        .workspace()
+        .join("logs")
+        .join(&run)
+        .join("lab/h1")
+        .join(folder.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(kept.join("app/app.log")).unwrap(),
+        app
+    );
+    let end = std::fs::read_to_string(kept.join("big.log")).unwrap();
+    assert_eq!(end.len(), 1024 * 1024, "the last MiB");
+    assert!(big.ends_with(&end));
+    assert!(!kept.join("notes.txt").exists() && !kept.join("link.log").exists());
+    let again = lab.expect(&["cleanup"], 0);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        !said.contains("keep-logs"),
+        "nothing left, nothing fetched: {said}"
+    );
 }
 
 #[test]
