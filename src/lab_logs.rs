@@ -29,6 +29,12 @@ pub fn keep(ctx: &mut Ctx) {
     if ctx.journal.state.hosts.is_empty() {
         return;
     }
+    if !ctx.provider.reaches_hosts() {
+        crate::say!(
+            "--- `[logs]` not fetched: the lab's hosts are not reached (`reach = \"none\"`)"
+        );
+        return;
+    }
     let fetched = fetch(ctx, &logs, &into);
     say("the hosts' `[logs]`", fetched, &into, true);
 }

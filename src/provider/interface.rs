@@ -52,6 +52,12 @@ pub trait Provider: Owner {
     fn socks(&self, _journal: &Journal) -> Option<String> {
         None
     }
+    /// Whether anything may connect to the journal's hosts (playbooks, the `[logs]` fetch):
+    /// false for a server rented only to be had (`reach = "none"`), whose address rollci
+    /// never contacts.
+    fn reaches_hosts(&self) -> bool {
+        true
+    }
     /// Copies the lab's own logs into `into` (the run's logs folder) before a teardown
     /// removes them; idempotent.
     fn keep_logs(&self, _journal: &Journal, _into: &Path) -> anyhow::Result<KeptLogs> {

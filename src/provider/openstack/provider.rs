@@ -393,6 +393,10 @@ impl Provider for OpenStack {
         }
     }
 
+    fn reaches_hosts(&self) -> bool {
+        self.settings.reach == Reach::Ssh
+    }
+
     /// The VMs on the server, when the lab has `[provider.libvirt]`.
     fn build(&self, journal: &mut Journal) -> anyhow::Result<()> {
         match self.vms(&self.address(journal)) {
