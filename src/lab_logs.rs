@@ -13,14 +13,15 @@ use crate::config::{Action, LogsConfig, Teardown};
 use crate::context::Ctx;
 use crate::exec::runner::Ended;
 use crate::provider::KeptLogs;
+use crate::workspace::journal::Outcome;
 
 /// The playbook that fetches `[logs]`, kept in `templates/` and embedded here.
 const PLAYBOOK: &str = include_str!("../templates/keep-logs.yml");
 
-/// Keeps what can be kept into the run's `logs/<run>/lab/`. Failing to keep logs is said
-/// and does not stop the teardown: removing the lab matters more.
+/// Keeps what can be kept into the run's logs folder (see [`folder`]). Failing to keep logs
+/// is said and does not stop the teardown: removing the lab matters more.
 pub fn keep(ctx: &mut Ctx) {
-    let into = ctx.log_dir().join("lab");
+    let into = ctx.log_dir().join(folder(&ctx.journal.state));
     let kept = ctx.provider.keep_logs(&ctx.journal, &into);
     say("the lab", kept, &into, false);
     let Some(logs) = ctx.config.logs.clone() else {
@@ -37,6 +38,25 @@ pub fn keep(ctx: &mut Ctx) {
     }
     let fetched = fetch(ctx, &logs, &into);
     say("the hosts' `[logs]`", fetched, &into, true);
+}
+
+/// `lab` at cleanup; for the teardown after a failure within a step,
+/// `lab-after-<step>-<action>-<attempt>` (a failed attempt) or `lab-after-<step>` (the host
+/// or the lab could not be made), so that the logs of the lab that failed are not
+/// overwritten by those of the lab rebuilt for the next attempt.
+fn folder(state: &crate::workspace::journal::State) -> String {
+    let Some(step) = state.steps.last().filter(|s| s.step != "cleanup") else {
+        return "lab".into();
+    };
+    let step_name = step.label().replace(':', "-");
+    match step
+        .attempts
+        .last()
+        .filter(|a| a.outcome == Outcome::Failed)
+    {
+        Some(a) => format!("lab-after-{step_name}-{}-{}", a.action, a.attempt),
+        None => format!("lab-after-{step_name}"),
+    }
 }
 
 /// Says what was kept; nothing kept is said only of what the lab file asked for.
@@ -132,4 +152,55 @@ fn count(into: &Path, state: &crate::workspace::journal::State) -> KeptLogs {
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::journal::{Attempt, State, StepRecord};
+
+    fn step(step: &str, phase: Option<&str>, attempts: &[(&str, u32, Outcome)]) -> StepRecord {
+        StepRecord {
+            step: step.into(),
+            phase: phase.map(str::to_string),
+            started: chrono::Utc::now(),
+            ended: None,
+            outcome: Outcome::Running,
+            exit_code: None,
+            error: None,
+            attempts: attempts
+                .iter()
+                .map(|(action, attempt, outcome)| Attempt {
+                    action: action.to_string(),
+                    attempt: *attempt,
+                    started: chrono::Utc::now(),
+                    ended: None,
+                    outcome: *outcome,
+                    exit_code: None,
+                    log: "x.log".into(),
+                    group: None,
+                })
+                .collect(),
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_attempts_teardown_keeps_apart_and_cleanup_keeps_in_lab() {
+        let mut state = State::new("t", "A", "B");
+        assert_eq!(folder(&state), "lab");
+        let failed = [("smoke", 1, Outcome::Failed), ("smoke", 2, Outcome::Failed)];
+        state.steps.push(step("verify", Some("before"), &failed));
+        assert_eq!(folder(&state), "lab-after-verify-before-smoke-2");
+        state
+            .steps
+            .push(step("provision", None, &[("host", 1, Outcome::Passed)]));
+        assert_eq!(
+            folder(&state),
+            "lab-after-provision",
+            "no attempt failed: the build did"
+        );
+        state.steps.push(step("cleanup", None, &[]));
+        assert_eq!(folder(&state), "lab");
+    }
 }

@@ -166,3 +166,33 @@ fn missing_ansible_is_named_with_install_advice() {
     lab.expect(&["cleanup"], 0);
     lab.assert_nothing_left();
 }
+
+/// The teardown after a failed attempt keeps the logs of the lab that failed in a folder
+/// of their own, which the lab rebuilt for the next attempt, and cleanup, never overwrite.
+#[test]
+fn the_logs_of_a_lab_torn_down_after_a_failure_are_kept_apart() {
+    let extra = format!(
+        "[[deploy.actions]]\nname = \"post-deploy\"\nplaybook = \"{}\"\non_failure = \"virtual\"\n",
+        playbook("fail.yml")
+    );
+    let lab = Lab::demo(&extra);
+    lab.expect(&["provision"], 0);
+    let out = lab.expect(&["deploy"], 3);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let run = lab.state()["run_id"].as_str().unwrap().to_string();
+    let logs = lab.workspace().join("logs").join(&run);
+    let apart = logs.join("lab-after-deploy-post-deploy-1");
+    assert!(said.contains(&apart.display().to_string()), "{said}");
+    for node in ["node1", "node2", "node3"] {
+        let log = apart.join("nodes").join(node).join("node.log");
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("{} not kept: {e}", log.display()));
+        assert!(!text.is_empty(), "{} is empty", log.display());
+    }
+    lab.expect(&["cleanup"], 0);
+    assert!(
+        apart.join("nodes/node1/node.log").exists(),
+        "cleanup kept it"
+    );
+    lab.assert_nothing_left();
+}
