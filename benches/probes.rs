@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use rollci::checks::probe::{Monitor, Spec, analyze};
-use rollci::config::RequestConfig;
+use rollci::config::{Connection, RequestConfig};
 use rollci::workspace::evidence::{ProbeRecord, Window};
 
 /// Injected outages, in order, each preceded by [`UPTIME`] of service.
@@ -34,6 +34,10 @@ const WORKERS: usize = 4;
 /// Clock slack when matching a measured window to an injected outage.
 const SLACK_MS: i64 = 10;
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+/// The answer of the keep-alive server: the connection stays open for the next request.
+const KEPT: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+/// How long the keep-alive server keeps an idle connection (above the probes' interval).
+const KEEP_IDLE: Duration = Duration::from_secs(30);
 
 fn main() -> anyhow::Result<()> {
     println!("rollci probe benchmark (figures are printed, never asserted)");
@@ -53,10 +57,16 @@ struct Server {
     workers: Vec<JoinHandle<u64>>,
     served: u64,
     rebinds: u32,
+    /// Keeps connections alive (a thread per connection) instead of closing each.
+    keep: bool,
 }
 
 impl Server {
     fn start() -> anyhow::Result<Server> {
+        Server::start_with(false)
+    }
+
+    fn start_with(keep: bool) -> anyhow::Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0").context("failed to bind 127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let mut server = Server {
@@ -65,6 +75,7 @@ impl Server {
             workers: Vec::new(),
             served: 0,
             rebinds: 0,
+            keep,
         };
         server.serve(listener)?;
         Ok(server)
@@ -79,9 +90,10 @@ impl Server {
         self.stop = Arc::new(AtomicBool::new(false));
         for _ in 0..WORKERS {
             let (listener, stop) = (listener.try_clone()?, Arc::clone(&self.stop));
+            let keep = self.keep;
             let worker = std::thread::Builder::new()
                 .name("server".into())
-                .spawn(move || serve(listener, &stop))
+                .spawn(move || serve(listener, &stop, keep))
                 .context("failed to start a server thread")?;
             self.workers.push(worker);
         }
@@ -111,10 +123,14 @@ impl Server {
 
 /// Accepts and answers connections one at a time until told to stop, then closes the
 /// listener; returns how many it answered.
-fn serve(listener: TcpListener, stop: &AtomicBool) -> u64 {
+fn serve(listener: TcpListener, stop: &AtomicBool, keep: bool) -> u64 {
     let mut served = 0;
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
+            Ok((stream, _)) if keep => {
+                served += 1;
+                std::thread::spawn(move || while answer_with(&stream, KEPT, KEEP_IDLE).is_ok() {});
+            }
             Ok((stream, _)) => served += u64::from(answer(stream).is_ok()),
             Err(_) => std::thread::sleep(POLL),
         }
@@ -123,9 +139,13 @@ fn serve(listener: TcpListener, stop: &AtomicBool) -> u64 {
 }
 
 /// Reads one request's head and answers it; the connection closes when `stream` drops.
-fn answer(mut stream: TcpStream) -> std::io::Result<()> {
+fn answer(stream: TcpStream) -> std::io::Result<()> {
+    answer_with(&stream, RESPONSE, TIMEOUT)
+}
+
+fn answer_with(mut stream: &TcpStream, response: &[u8], idle: Duration) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_read_timeout(Some(idle))?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -135,18 +155,18 @@ fn answer(mut stream: TcpStream) -> std::io::Result<()> {
         }
         head.extend_from_slice(&buf[..n]);
     }
-    stream.write_all(RESPONSE)
+    stream.write_all(response)
 }
 
 fn spec(service: &str, url: &str, interval: Duration) -> Spec {
+    spec_with(service, url, interval, Connection::New)
+}
+
+fn spec_with(service: &str, url: &str, interval: Duration, connection: Connection) -> Spec {
     Spec {
-        service: service.into(),
-        url: url.into(),
-        requests: vec![RequestConfig::get(url)],
         interval,
         timeout: TIMEOUT,
-        budget: None,
-        auth: None,
+        ..Spec::http(service, vec![RequestConfig::get(url)], connection)
     }
 }
 
@@ -357,9 +377,13 @@ fn capacity() -> anyhow::Result<()> {
         "p99 ms",
         "holds"
     );
-    for services in [50, 100] {
-        let load = load(services, tck).with_context(|| format!("{services} services"))?;
-        print_load(&load);
+    for connection in [Connection::New, Connection::KeepAlive] {
+        println!("  connection = \"{}\":", connection.as_str());
+        for services in [50, 100] {
+            let load =
+                load(services, tck, connection).with_context(|| format!("{services} services"))?;
+            print_load(&load);
+        }
     }
     println!(
         "  (probes/s = records / wall time from Monitor::start to stop; probe CPU = utime+stime \
@@ -396,11 +420,11 @@ fn print_load(l: &Load) {
     );
 }
 
-fn load(services: usize, tck: f64) -> anyhow::Result<Load> {
+fn load(services: usize, tck: f64, connection: Connection) -> anyhow::Result<Load> {
     let dir = tempfile::tempdir().context("failed to create a temporary directory")?;
-    let mut server = Server::start()?;
+    let mut server = Server::start_with(connection == Connection::KeepAlive)?;
     let specs: Vec<Spec> = (0..services)
-        .map(|i| spec(&format!("svc{i:03}"), &server.url(), FAST))
+        .map(|i| spec_with(&format!("svc{i:03}"), &server.url(), FAST, connection))
         .collect();
     let overflows = listen_overflows()?;
     let started = Instant::now();

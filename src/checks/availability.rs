@@ -46,7 +46,8 @@ impl Watch {
                 availability,
             });
         }
-        let specs = probe::specs(&ctx.config.probes, &host_vars(&ctx.journal.state))?;
+        let hosts = host_vars(&ctx.journal.state);
+        let specs = probe::specs(&ctx.config.probes, &hosts, &ctx.config.base_dir())?;
         let file = evidence::dir(&ctx.workspace).join("probes.jsonl");
         let monitor = Monitor::start(specs.clone(), &file, BASELINE)?;
         crate::say!(

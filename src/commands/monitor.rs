@@ -15,6 +15,7 @@ pub fn run(g: &Global, duration: Option<std::time::Duration>) -> anyhow::Result<
     let specs = crate::checks::probe::specs(
         &config.probes,
         &crate::checks::availability::host_vars(&state),
+        &config.base_dir(),
     )?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
     let file =

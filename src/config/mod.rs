@@ -18,7 +18,9 @@ pub mod validate;
 
 pub use jenkins::{CheckFailure, JenkinsConfig};
 pub use logs::LogsConfig;
-pub use probes::{PersistentConfig, ProbeAuth, ProbeConfig, ProbeKind, Probing, RequestConfig};
+pub use probes::{
+    Connection, PersistentConfig, ProbeAuth, ProbeConfig, ProbeKind, Probing, RequestConfig,
+};
 
 /// A parsed, validated lab file.
 #[derive(Debug, Clone, Deserialize)]

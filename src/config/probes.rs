@@ -44,6 +44,14 @@ pub struct ProbeConfig {
     pub auth: Option<ProbeAuth>,
     /// `tcp` probes: text the server's first bytes must contain (e.g. `"SSH-2.0"`).
     pub banner: Option<String>,
+    /// `http` and `cycle` probes: how connections are used. `keep-alive` (the default) is
+    /// what clients do (keystoneauth, openstacksdk, the services' own clients): a small pool
+    /// of connections reused from probe to probe. `new` opens one per request.
+    pub connection: Option<Connection>,
+    /// `command` probes: the argv of a long-running client (relative paths from the lab
+    /// file's folder) that answers one JSON line per probe (see `checks/probe/command.rs`).
+    #[serde(default)]
+    pub command: Vec<String>,
 }
 
 impl ProbeConfig {
@@ -65,7 +73,7 @@ impl ProbeConfig {
                 body_contains: self.banner.clone(),
                 ..RequestConfig::get(url.clone())
             }],
-            (ProbeKind::Http | ProbeKind::Tcp, None) => Vec::new(),
+            (ProbeKind::Http | ProbeKind::Tcp, None) | (ProbeKind::Command, _) => Vec::new(),
         }
     }
 }
@@ -84,6 +92,29 @@ pub enum ProbeKind {
     Cycle,
     /// A data-plane endpoint (a workload VM's ssh port): connect, optionally read a banner.
     Tcp,
+    /// A real client (openstacksdk, a CLI) kept running beside the upgrade: each probe is
+    /// one round of its calls, answered on its stdout.
+    Command,
+}
+
+/// How an HTTP probe uses connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Connection {
+    /// Kept alive and reused, as requests/keystoneauth do.
+    #[default]
+    KeepAlive,
+    /// A new connection for every request.
+    New,
+}
+
+impl Connection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::KeepAlive => "keep-alive",
+            Connection::New => "new",
+        }
+    }
 }
 
 /// One HTTP request. URLs may name hosts as `{lb}`, `{node1}` (address:port), `{host}` for

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Action, Config, ProbeConfig, ProbeKind, RallyConfig, UpgradeMode};
+use super::{Action, Config, Connection, ProbeConfig, ProbeKind, RallyConfig, UpgradeMode};
 
 impl Config {
     pub(super) fn validate(&self) -> anyhow::Result<()> {
@@ -122,6 +122,24 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), String> {
             if !probe.steps.is_empty() || probe.body.is_some() || probe.auth.is_some() =>
         {
             Err("a `tcp` probe takes `url` and `banner` only".into())
+        }
+        ProbeKind::Command if probe.command.is_empty() => {
+            Err("a `command` probe needs `command = [\"argv\", ...]`".into())
+        }
+        ProbeKind::Command
+            if probe.url.is_some()
+                || !probe.steps.is_empty()
+                || probe.auth.is_some()
+                || probe.connection.is_some()
+                || !probe.hosts.is_empty() =>
+        {
+            Err("a `command` probe takes `command`, `interval`, `timeout` and `max_downtime` only (the client makes its own connections)".into())
+        }
+        _ if !probe.command.is_empty() && probe.kind != ProbeKind::Command => {
+            Err("`command` belongs to `kind = \"command\"`".into())
+        }
+        ProbeKind::Tcp if probe.connection == Some(Connection::KeepAlive) => {
+            Err("a `tcp` probe opens a new connection each time: `connection = \"keep-alive\"` is for `http` and `cycle` probes".into())
         }
         _ if probe.banner.is_some() && probe.kind != ProbeKind::Tcp => {
             Err("`banner` belongs to `kind = \"tcp\"`".into())

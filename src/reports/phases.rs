@@ -87,6 +87,7 @@ mod tests {
             class: "refused".into(),
             prober_late,
             first_error: None,
+            connection: None,
         }
     }
 

@@ -20,8 +20,16 @@ pub struct ServiceReport {
     pub name: String,
     pub url: String,
     pub probes: u64,
-    /// Failed probes by class: `status`, `timeout`, `refused`, `other`.
+    /// How the probe reached the service: `keep-alive` (connections reused, as clients
+    /// do), `new` (a new connection per request) or `command` (a client's own rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Failed probes by class: `status`, `timeout`, `refused`, `reset`, `closed`, `other`.
     pub failures: BTreeMap<String, u64>,
+    /// Failed probes by the connection their failing request went out on (`new`,
+    /// `reused`, `unknown`): a failure only reused connections meet is a client's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures_by_connection: BTreeMap<String, u64>,
     /// Percentage of probes that passed (0–100).
     pub availability: f64,
     /// Downtime of the service's own windows (those of a late prober left out).
@@ -43,6 +51,30 @@ pub struct ServiceReport {
 }
 
 impl ServiceReport {
+    /// `closed 2 (reused 2), refused 40 (new 40)`: what failed, and on which connections.
+    pub fn failure_text(&self) -> String {
+        let classes: Vec<String> = self
+            .failures
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect();
+        let connections: Vec<String> = self
+            .failures_by_connection
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        match (classes.is_empty(), connections.is_empty()) {
+            (true, _) => "none".into(),
+            (false, true) => classes.join(", "),
+            (false, false) => format!(
+                "{} (on connections: {})",
+                classes.join(", "),
+                connections.join(", ")
+            ),
+        }
+    }
+
     /// How many of its windows are the service's own (not a late prober's).
     pub fn own_windows(&self) -> usize {
         self.windows.iter().filter(|w| !w.prober_late).count()
@@ -69,6 +101,19 @@ pub struct Window {
     /// the connection error): the first clue to why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// The connection the first failed request went out on (`new`, `reused`, `unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+}
+
+impl Window {
+    /// The class, and the connection when a reused one failed: `closed (reused)`.
+    pub fn class_text(&self) -> String {
+        match self.connection.as_deref() {
+            Some(c @ ("reused" | "unknown")) => format!("{} ({c} connection)", self.class),
+            _ => self.class.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
@@ -104,7 +149,7 @@ pub struct ProbeRecord {
     /// Start of the probe.
     pub t: DateTime<Utc>,
     pub latency_ms: f64,
-    /// `ok`, `status`, `timeout`, `refused` or `other`.
+    /// `ok`, `status`, `timeout`, `refused`, `reset`, `closed` or `other`.
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -116,6 +161,10 @@ pub struct ProbeRecord {
     /// How late the prober sent it: from its planned tick to the request going out.
     #[serde(default)]
     pub late_ms: f64,
+    /// The connection it went out on: `new`, `reused` (kept alive from an earlier probe),
+    /// `unknown` (the probe overlapped itself); none for a client command's rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
 }
 
 /// Counts of one smoke run, as `subunit-stats` reports them.

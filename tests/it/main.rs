@@ -10,6 +10,7 @@ mod faults;
 mod groovy;
 mod jenkins;
 mod jump;
+mod keepalive;
 mod keystone;
 mod lab;
 mod libvirt;

@@ -87,6 +87,7 @@ fn outage() -> Window {
         class: "refused".into(),
         prober_late: false,
         first_error: None,
+        connection: Some("reused".into()),
     }
 }
 
@@ -100,7 +101,9 @@ fn service(name: &str, url: &str, windows: Vec<Window>) -> ServiceReport {
         name: name.into(),
         url: url.into(),
         probes: 1_200,
+        connection: Some("keep-alive".into()),
         failures: [("refused".to_string(), windows.len() as u64 * 50)].into(),
+        failures_by_connection: [("reused".to_string(), windows.len() as u64 * 50)].into(),
         availability: if windows.is_empty() { 100.0 } else { 95.83 },
         downtime_ms: windows.iter().map(|w| w.duration_ms).sum(),
         prober_late_ms: 0,
@@ -145,6 +148,7 @@ fn write_probes(ws: &Path) {
                 error: down.then(|| "connection refused".into()),
                 action: None,
                 late_ms: 0.0,
+                connection: Some("reused".into()),
             };
             lines.push_str(&serde_json::to_string(&probe).unwrap());
             lines.push('\n');

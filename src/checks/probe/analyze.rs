@@ -130,14 +130,20 @@ fn service(spec: &Spec, records: &[&ProbeRecord], timeouts: &Timeouts) -> Servic
     let budget_ms = spec.budget.map(|b| b.as_millis() as u64);
     let ok = during.iter().filter(|r| r.outcome == "ok").count() as u64;
     let mut failures = BTreeMap::new();
+    let mut failures_by_connection = BTreeMap::new();
     for r in during.iter().filter(|r| r.outcome != "ok") {
         *failures.entry(r.outcome.clone()).or_insert(0) += 1;
+        if let Some(c) = &r.connection {
+            *failures_by_connection.entry(c.clone()).or_insert(0) += 1;
+        }
     }
     ServiceReport {
         name: spec.service.clone(),
         url: spec.url.clone(),
+        connection: Some(spec.connection_label().to_string()),
         probes: during.len() as u64,
         failures,
+        failures_by_connection,
         availability: if during.is_empty() {
             100.0
         } else {
@@ -202,6 +208,7 @@ fn window(
         class,
         prober_late: failed.iter().all(|r| prober_made(r)),
         first_error: failed[0].error.clone(),
+        connection: failed[0].connection.clone(),
     }
 }
 
@@ -239,6 +246,7 @@ mod tests {
             error: None,
             action: Some(action.into()),
             late_ms: 0.0,
+            connection: None,
         }
     }
 
@@ -264,6 +272,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             budget: Some(Duration::from_millis(budget_ms)),
             auth: None,
+            connection: None,
+            command: None,
         }
     }
 

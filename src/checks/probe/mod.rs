@@ -5,12 +5,15 @@
 //! slow probe never delays the next one, and a late tick is skipped rather than burst.
 
 mod analyze;
+mod command;
 mod monitor;
 mod request;
 mod spec;
+mod transport;
 
 pub use crate::openstack::keystone::{Keystone, Tokens};
 pub use analyze::{analyze, over_budget};
 pub use monitor::Monitor;
 pub use request::{Outcome, accepted, client, exchange, expand, send};
 pub use spec::{BASELINE, Spec, specs};
+pub use transport::{State, Transport};

@@ -12,8 +12,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::workspace::evidence::ProbeRecord;
 
-use super::request::{self, send};
+use super::command::Worker;
+use super::request::send;
 use super::spec::Spec;
+use super::transport::Transport;
 
 /// Probes running in the background of the calling thread.
 pub struct Monitor {
@@ -37,10 +39,22 @@ impl Monitor {
         let (stop, stopped) = watch::channel(false);
         let action = Arc::new(Mutex::new(action.to_string()));
         let shared = Arc::clone(&action);
+        let logs = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("probes".into())
-            .spawn(move || run(specs, out, stopped, shared))
+            .spawn(move || run(specs, out, stopped, shared, (logs, ready_tx)))
             .context("failed to start the probe thread")?;
+        // Client commands are started before the first probe: a client that cannot start
+        // is the lab file's error, told now, and its start-up is not counted as downtime.
+        if let Ok(Err(e)) | Err(e) = ready
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the probe thread ended before it started"))
+        {
+            let _ = stop.send(true);
+            let _ = thread.join();
+            return Err(e);
+        }
         Ok(Monitor {
             stop,
             action,
@@ -74,17 +88,29 @@ impl Drop for Monitor {
     }
 }
 
+/// Where client commands log, and how the probe thread tells it has started every prober.
+type Start = (PathBuf, std::sync::mpsc::Sender<anyhow::Result<()>>);
+
 fn run(
     specs: Vec<Spec>,
     out: std::fs::File,
     stopped: watch::Receiver<bool>,
     action: Arc<Mutex<String>>,
+    start: Start,
 ) -> anyhow::Result<Vec<ProbeRecord>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .context("failed to start the probe runtime")?;
-    runtime.block_on(schedule(specs, out, stopped, action))
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = start.1.send(Err(anyhow::anyhow!(
+                "failed to start the probe runtime: {e}"
+            )));
+            return Ok(Vec::new());
+        }
+    };
+    runtime.block_on(schedule(specs, out, stopped, action, start))
 }
 
 async fn schedule(
@@ -92,22 +118,27 @@ async fn schedule(
     out: std::fs::File,
     stopped: watch::Receiver<bool>,
     action: Arc<Mutex<String>>,
+    (logs, ready): Start,
 ) -> anyhow::Result<Vec<ProbeRecord>> {
-    let client = request::client()?;
+    let probers = match probers(specs, &logs).await {
+        Ok(p) => {
+            let _ = ready.send(Ok(()));
+            p
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(Vec::new());
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(collect(rx, out));
     let mut tickers = Vec::new();
-    let count = specs.len().max(1) as u32;
-    for (i, spec) in specs.into_iter().enumerate() {
+    let count = probers.len().max(1) as u32;
+    for (i, prober) in probers.into_iter().enumerate() {
         // Services start spread over one interval: no synchronized burst every tick.
-        let offset = spec.interval * i as u32 / count;
-        let ctx = (
-            client.clone(),
-            tx.clone(),
-            stopped.clone(),
-            Arc::clone(&action),
-        );
-        tickers.push(tokio::spawn(tick(Arc::new(spec), offset, ctx)));
+        let offset = prober.spec.interval * i as u32 / count;
+        let ctx = (tx.clone(), stopped.clone(), Arc::clone(&action));
+        tickers.push(tokio::spawn(tick(prober, offset, ctx)));
     }
     drop(tx);
     for t in tickers {
@@ -116,19 +147,65 @@ async fn schedule(
     writer.await.context("the probe writer failed")?
 }
 
+/// New-connection probes share one client without a pool; each keep-alive probe has its
+/// own pool, as each user's session has; each client command is started.
+async fn probers(specs: Vec<Spec>, logs: &Path) -> anyhow::Result<Vec<Prober>> {
+    let shared = Transport::new_connections()?;
+    let mut probers = Vec::new();
+    for spec in specs {
+        probers.push(Prober::of(spec, &shared, logs).await?);
+    }
+    Ok(probers)
+}
+
+/// One service's probe and what it sends with.
+struct Prober {
+    spec: Arc<Spec>,
+    via: Via,
+}
+
+enum Via {
+    Http(Transport),
+    /// A client command: one round at a time, as a user's script runs.
+    Command(Box<Worker>),
+}
+
+impl Prober {
+    async fn of(spec: Spec, shared: &Transport, logs: &Path) -> anyhow::Result<Prober> {
+        let via = match (&spec.command, spec.connection) {
+            (Some(command), _) => {
+                let log = logs.join(format!("probe-{}.stderr", spec.service));
+                let worker = Worker::start(command, &log)
+                    .await
+                    .with_context(|| format!("probe `{}`", spec.service))?;
+                Via::Command(Box::new(worker))
+            }
+            (None, Some(mode @ crate::config::Connection::KeepAlive)) => {
+                Via::Http(Transport::for_mode(mode)?)
+            }
+            (None, _) => Via::Http(shared.clone()),
+        };
+        Ok(Prober {
+            spec: Arc::new(spec),
+            via,
+        })
+    }
+}
+
 type TickCtx = (
-    reqwest::Client,
     mpsc::UnboundedSender<ProbeRecord>,
     watch::Receiver<bool>,
     Arc<Mutex<String>>,
 );
 
 /// Launches one probe per interval until stopped, then waits for those in flight.
-async fn tick(spec: Arc<Spec>, offset: Duration, (client, tx, mut stopped, action): TickCtx) {
+async fn tick(prober: Prober, offset: Duration, (tx, mut stopped, action): TickCtx) {
+    let Prober { spec, mut via } = prober;
     let start = tokio::time::Instant::now() + offset;
     let mut interval = tokio::time::interval_at(start, spec.interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut in_flight = tokio::task::JoinSet::new();
+    let mut last_round = start;
     loop {
         let planned = tokio::select! {
             planned = interval.tick() => planned,
@@ -138,18 +215,35 @@ async fn tick(spec: Arc<Spec>, offset: Duration, (client, tx, mut stopped, actio
             break;
         }
         let label = action.lock().map(|a| a.clone()).unwrap_or_default();
-        let (client, spec, tx) = (client.clone(), Arc::clone(&spec), tx.clone());
-        in_flight.spawn(async move {
-            // A stalled prober (or machine) sends late: measured, so that its timeouts are
-            // not taken for the service's.
-            let late = planned.elapsed();
-            let t = Utc::now();
-            let outcome = send(&client, &spec.requests, spec.timeout, spec.auth.as_deref()).await;
-            let _ = tx.send(outcome.record(&spec.service, t, label, late));
-        });
+        match &mut via {
+            Via::Command(worker) => {
+                // Late only past the end of its own last round, which it waits for as a
+                // script does: its slowness is the service's, not the prober's.
+                let late = tokio::time::Instant::now() - planned.max(last_round);
+                let t = Utc::now();
+                let outcome = worker.probe(spec.timeout).await;
+                last_round = tokio::time::Instant::now();
+                let _ = tx.send(outcome.record(&spec.service, t, label, late));
+            }
+            Via::Http(transport) => {
+                let (transport, spec, tx) = (transport.clone(), Arc::clone(&spec), tx.clone());
+                in_flight.spawn(async move {
+                    // A stalled prober (or machine) sends late: measured, so that its
+                    // timeouts are not taken for the service's.
+                    let late = planned.elapsed();
+                    let t = Utc::now();
+                    let r = &spec.requests;
+                    let outcome = send(&transport, r, spec.timeout, spec.auth.as_deref()).await;
+                    let _ = tx.send(outcome.record(&spec.service, t, label, late));
+                });
+            }
+        }
         while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
+    if let Via::Command(worker) = via {
+        worker.stop().await;
+    }
 }
 
 async fn collect(
@@ -197,6 +291,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             budget: None,
             auth: None,
+            connection: None,
+            command: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let monitor = Monitor::start(vec![spec], &dir.path().join("p.jsonl"), "first").unwrap();

@@ -8,16 +8,20 @@ use chrono::{DateTime, Utc};
 use crate::config::RequestConfig;
 use crate::workspace::evidence::ProbeRecord;
 
+use super::transport::{State, Transport};
 use crate::openstack::keystone::Tokens;
 
 /// How one probe went.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// `ok`, `status`, `timeout`, `refused` or `other`.
+    /// `ok`, `status`, `timeout`, `refused`, `reset`, `closed` or `other`.
     pub class: &'static str,
     pub status: Option<u16>,
     pub error: Option<String>,
     pub latency: Duration,
+    /// The connection of the failing request (of every request, when it passed: `new` if
+    /// any went out on a new one); `None` for probes without connections of their own.
+    pub connection: Option<&'static str>,
 }
 
 impl Outcome {
@@ -41,22 +45,15 @@ impl Outcome {
             error: self.error.clone(),
             action: Some(action),
             late_ms: late.as_secs_f64() * 1000.0,
+            connection: self.connection.map(str::to_string),
         }
     }
 }
 
-/// A client for probing: no connection reuse (every probe is a new client, as a user's
-/// would be after an outage), no proxy from the environment; the lab's SOCKS tunnel when a
-/// provider opened one (names resolved at the far end: `socks5h`).
+/// A client for single requests outside a probe schedule (persistent resources, tokens): a
+/// new connection each time, no proxy from the environment, the lab's tunnel if any.
 pub fn client() -> anyhow::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .no_proxy();
-    let builder = match crate::route::socks() {
-        Some(address) => builder.proxy(reqwest::Proxy::all(format!("socks5h://{address}"))?),
-        None => builder,
-    };
-    Ok(builder.build()?)
+    Ok(Transport::new_connections()?.client)
 }
 
 /// A TCP connection to `target`, through the lab's SOCKS tunnel when there is one.
@@ -90,7 +87,7 @@ pub fn expand(template: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// Runs the requests in order; the first that fails decides the outcome.
 pub async fn send(
-    client: &reqwest::Client,
+    transport: &Transport,
     requests: &[RequestConfig],
     timeout: Duration,
     auth: Option<&Tokens>,
@@ -98,8 +95,18 @@ pub async fn send(
     let started = Instant::now();
     let mut captured = BTreeMap::new();
     let mut last_status = None;
+    let mut states = Vec::new();
     for (i, request) in requests.iter().enumerate() {
-        match one(client, request, timeout, auth, &mut captured).await {
+        let sent = one(
+            transport,
+            request,
+            timeout,
+            auth,
+            &mut captured,
+            &mut states,
+        )
+        .await;
+        match sent {
             Ok(status) => last_status = Some(status),
             Err((class, status, error)) => {
                 // A cycle's failure names its step: "the token was issued, then not valid"
@@ -113,6 +120,7 @@ pub async fn send(
                     status,
                     error: Some(error),
                     latency: started.elapsed(),
+                    connection: states.last().map(|s: &State| s.as_str()),
                 };
             }
         }
@@ -122,7 +130,16 @@ pub async fn send(
         status: last_status,
         error: None,
         latency: started.elapsed(),
+        connection: overall(&states).map(State::as_str),
     }
+}
+
+/// A passed probe's connection: `new` if any request opened one, `unknown` if any could
+/// not tell, else `reused`.
+fn overall(states: &[State]) -> Option<State> {
+    [State::New, State::Unknown, State::Reused]
+        .into_iter()
+        .find(|s| states.contains(s))
 }
 
 type Failure = (&'static str, Option<u16>, String);
@@ -133,10 +150,7 @@ async fn connect(target: &str, banner: Option<&str>, timeout: Duration) -> Resul
     use tokio::io::AsyncReadExt;
     let work = async {
         let mut stream = open(target).await.map_err(|e| {
-            let class = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "refused",
-                _ => "other",
-            };
+            let class = io_class(e.kind()).unwrap_or("other");
             (class, None, format!("connect to {target}: {e}"))
         })?;
         let Some(banner) = banner else {
@@ -179,15 +193,23 @@ async fn connect(target: &str, banner: Option<&str>, timeout: Duration) -> Resul
 }
 
 async fn one(
-    client: &reqwest::Client,
+    transport: &Transport,
     request: &RequestConfig,
     timeout: Duration,
     auth: Option<&Tokens>,
     captured: &mut BTreeMap<String, String>,
+    states: &mut Vec<State>,
 ) -> Result<u16, Failure> {
     if let Some(target) = request.url.strip_prefix("tcp://") {
+        states.push(State::New);
         return connect(target, request.body_contains.as_deref(), timeout).await;
     }
+    let client = &transport.client;
+    let mut watched = async |builder| {
+        let (reply, state) = transport.watch(fetch(builder)).await;
+        states.push(state);
+        reply
+    };
     let token = match auth {
         Some(tokens) => Some(tokens.get(client, timeout).await?),
         None => None,
@@ -195,12 +217,12 @@ async fn one(
     if let Some((token, _)) = &token {
         captured.insert(AUTH_TOKEN.into(), token.clone());
     }
-    let mut reply = fetch(build(client, request, timeout, captured, token.as_ref())?).await?;
+    let mut reply = watched(build(client, request, timeout, captured, token.as_ref())?).await?;
     if let (401, Some(tokens), Some((_, generation))) = (reply.0, auth, &token) {
         // An expired or revoked token: renew it once (for every probe) and try again.
         let fresh = tokens.renew(client, timeout, *generation).await?;
         captured.insert(AUTH_TOKEN.into(), fresh.0.clone());
-        reply = fetch(build(client, request, timeout, captured, Some(&fresh))?).await?;
+        reply = watched(build(client, request, timeout, captured, Some(&fresh))?).await?;
     }
     let (status, body, headers) = reply;
     check(request, status, &body)?;
@@ -339,18 +361,39 @@ fn excerpt(status: u16, body: &str) -> String {
     format!(": {cut}")
 }
 
+/// Sorts a failed request by what a client met: `timeout`, `refused` (nothing listens),
+/// `reset` (the peer reset the connection), `closed` (the connection closed before a whole
+/// answer came: "Remote end closed connection without response" to requests), `other`.
 fn classify(err: reqwest::Error) -> Failure {
     let text = error_text(&err);
     if err.is_timeout() {
         return ("timeout", None, text);
     }
-    let refused = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
-        .filter_map(|e| e.downcast_ref::<std::io::Error>())
-        .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-    if refused {
-        ("refused", None, text)
-    } else {
-        ("other", None, text)
+    let chain = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source());
+    for e in chain {
+        if let Some(class) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|e| io_class(e.kind()))
+        {
+            return (class, None, text);
+        }
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(|e| e.is_incomplete_message())
+        {
+            return ("closed", None, text);
+        }
+    }
+    ("other", None, text)
+}
+
+fn io_class(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    match kind {
+        ConnectionRefused => Some("refused"),
+        ConnectionReset => Some("reset"),
+        ConnectionAborted | UnexpectedEof | BrokenPipe => Some("closed"),
+        TimedOut => Some("timeout"),
+        _ => None,
     }
 }
 
@@ -384,7 +427,13 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         let request = RequestConfig::get(format!("http://127.0.0.1:{port}/"));
-        let outcome = send(&client().unwrap(), &[request], Duration::from_secs(1), None).await;
+        let outcome = send(
+            &Transport::new_connections().unwrap(),
+            &[request],
+            Duration::from_secs(1),
+            None,
+        )
+        .await;
         assert_eq!(outcome.class, "refused", "{outcome:?}");
     }
 
@@ -474,7 +523,13 @@ mod tests {
             ..RequestConfig::get(format!("http://{addr}/v3/auth/tokens"))
         };
         let t = Duration::from_secs(5);
-        let outcome = send(&client().unwrap(), &[issue, validate], t, None).await;
+        let outcome = send(
+            &Transport::new_connections().unwrap(),
+            &[issue, validate],
+            t,
+            None,
+        )
+        .await;
         assert!(outcome.ok(), "{outcome:?}");
         let first = seen.recv().unwrap();
         assert!(
@@ -500,7 +555,13 @@ mod tests {
         // Sent without the captured token: the server answers 404.
         let validate = RequestConfig::get(format!("http://{addr}/v3/auth/tokens"));
         let t = Duration::from_secs(5);
-        let outcome = send(&client().unwrap(), &[issue, validate], t, None).await;
+        let outcome = send(
+            &Transport::new_connections().unwrap(),
+            &[issue, validate],
+            t,
+            None,
+        )
+        .await;
         assert_eq!(outcome.class, "status");
         assert_eq!(outcome.status, Some(404));
         let error = outcome.error.unwrap();
@@ -534,7 +595,13 @@ mod tests {
             method: "POST".into(),
             ..RequestConfig::get(format!("http://{addr}/v3/auth/tokens"))
         };
-        let outcome = send(&client().unwrap(), &[issue], Duration::from_secs(5), None).await;
+        let outcome = send(
+            &Transport::new_connections().unwrap(),
+            &[issue],
+            Duration::from_secs(5),
+            None,
+        )
+        .await;
         assert_eq!(outcome.class, "status");
         assert!(outcome.error.unwrap().contains("no `X-Other` header"));
     }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::command::ClientCommand;
 use super::request::expand;
-use crate::config::{ProbeAuth, ProbeConfig, RequestConfig};
+use crate::config::{Connection, ProbeAuth, ProbeConfig, ProbeKind, RequestConfig};
 use crate::exit::{Kind, fail};
 use crate::openstack::keystone::{Keystone, Tokens};
 
@@ -26,6 +27,36 @@ pub struct Spec {
     pub budget: Option<Duration>,
     /// The shared OpenStack token source of probes with `auth = "openstack"`.
     pub auth: Option<Arc<Tokens>>,
+    /// How an `http` or `cycle` probe uses connections; none for `tcp` and `command`.
+    pub connection: Option<Connection>,
+    /// A `command` probe's client.
+    pub command: Option<ClientCommand>,
+}
+
+impl Spec {
+    /// A probe of `requests`, with the defaults of everything else.
+    pub fn http(service: &str, requests: Vec<RequestConfig>, connection: Connection) -> Spec {
+        Spec {
+            service: service.to_string(),
+            url: requests.first().map(|r| r.url.clone()).unwrap_or_default(),
+            requests,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(2),
+            budget: None,
+            auth: None,
+            connection: Some(connection),
+            command: None,
+        }
+    }
+
+    /// How it reaches the service, for reports: `keep-alive`, `new` or `command`.
+    pub fn connection_label(&self) -> &'static str {
+        match (&self.command, self.connection) {
+            (Some(_), _) => "command",
+            (None, Some(c)) => c.as_str(),
+            (None, None) => "new",
+        }
+    }
 }
 
 /// Expands the lab's probes: hosts named in URLs become `address:port`, per-host probes one
@@ -33,6 +64,7 @@ pub struct Spec {
 pub fn specs(
     probes: &[ProbeConfig],
     hosts: &BTreeMap<String, String>,
+    base_dir: &std::path::Path,
 ) -> anyhow::Result<Vec<Spec>> {
     let mut specs = Vec::new();
     let tokens = match probes.iter().any(|p| p.auth == Some(ProbeAuth::Openstack)) {
@@ -72,14 +104,29 @@ pub fn specs(
                     r
                 })
                 .collect::<Vec<_>>();
+            let command = (probe.kind == ProbeKind::Command).then(|| ClientCommand {
+                argv: probe.command.clone(),
+                cwd: base_dir.to_path_buf(),
+            });
+            let url = match &command {
+                Some(c) => format!("command: {}", c.argv.join(" ")),
+                None => requests.first().map(|r| r.url.clone()).unwrap_or_default(),
+            };
             specs.push(Spec {
                 service,
-                url: requests.first().map(|r| r.url.clone()).unwrap_or_default(),
+                url,
                 requests,
                 interval: probe.interval,
                 timeout: probe.timeout,
                 budget: probe.max_downtime,
                 auth: tokens.clone().filter(|_| probe.auth.is_some()),
+                connection: match probe.kind {
+                    ProbeKind::Http | ProbeKind::Cycle => {
+                        Some(probe.connection.unwrap_or_default())
+                    }
+                    ProbeKind::Tcp | ProbeKind::Command => None,
+                },
+                command,
             });
         }
     }
@@ -102,8 +149,13 @@ mod tests {
             ("node1".to_string(), "127.0.0.3:80".to_string()),
             ("node1:keystone".to_string(), "127.0.0.3:5000".to_string()),
         ]);
-        let specs = specs(&[probe], &hosts).unwrap();
+        let specs = specs(&[probe], &hosts, std::path::Path::new(".")).unwrap();
         assert_eq!(specs[0].service, "ks@node1");
         assert_eq!(specs[0].url, "http://127.0.0.3:5000/v3 via 127.0.0.2:5000");
+        assert_eq!(
+            specs[0].connection,
+            Some(Connection::KeepAlive),
+            "the default"
+        );
     }
 }

@@ -229,6 +229,7 @@ mod tests {
             class: "refused".into(),
             prober_late: false,
             first_error: Some(format!("unexpected status 503 at {s}")),
+            connection: None,
         };
         let service = ServiceReport {
             name: "api".into(),

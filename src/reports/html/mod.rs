@@ -40,6 +40,7 @@ mod tests {
             error: None,
             action: None,
             late_ms: 0.0,
+            connection: None,
         }
     }
 
@@ -164,6 +165,7 @@ mod tests {
             class: "refused".into(),
             prober_late: false,
             first_error: Some("step 2/2 (GET): unexpected status 403: <forbidden>".into()),
+            connection: None,
         };
         let span = |name: &str, a, b| ActionSpan {
             name: name.into(),
@@ -213,6 +215,7 @@ mod tests {
             class: "refused".into(),
             prober_late: false,
             first_error: None,
+            connection: None,
         };
         let actions = vec![ActionSpan {
             name: "node2".into(),

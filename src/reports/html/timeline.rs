@@ -211,7 +211,7 @@ pub(super) fn row(
                     clock(w.end),
                     duration(w.duration_ms as f64),
                     w.failures,
-                    w.class,
+                    w.class_text(),
                     w.action.as_deref().unwrap_or("no action")
                 ),
             }

@@ -15,6 +15,7 @@ pub(super) struct ServiceRow {
     pub(super) url: String,
     pub(super) probes: u64,
     pub(super) failures: String,
+    pub(super) connection: String,
     pub(super) availability: String,
     pub(super) availability_class: &'static str,
     pub(super) downtime: String,
@@ -25,21 +26,12 @@ pub(super) struct ServiceRow {
 }
 
 pub(super) fn service_row(s: &ServiceReport) -> ServiceRow {
-    let failures: Vec<String> = s
-        .failures
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(class, n)| format!("{class} {n}"))
-        .collect();
     ServiceRow {
         name: s.name.clone(),
         url: s.url.clone(),
+        connection: s.connection.clone().unwrap_or_default(),
         probes: s.probes,
-        failures: if failures.is_empty() {
-            "none".into()
-        } else {
-            failures.join(", ")
-        },
+        failures: s.failure_text(),
         availability: format!("{:.2} %", s.availability),
         availability_class: if s.availability >= 100.0 {
             "ok"
@@ -211,8 +203,8 @@ pub(super) fn window_rows(summary: &Summary) -> Vec<WindowRow> {
                 duration: duration(w.duration_ms as f64),
                 action: w.action.clone().unwrap_or_else(|| "—".into()),
                 class: match w.prober_late {
-                    true => format!("{} (prober late: not counted)", w.class),
-                    false => w.class.clone(),
+                    true => format!("{} (prober late: not counted)", w.class_text()),
+                    false => w.class_text(),
                 },
                 failures: w.failures,
                 first_error: w.first_error.clone().unwrap_or_default(),

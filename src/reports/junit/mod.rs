@@ -129,7 +129,11 @@ fn service_case(service: &ServiceReport) -> quick_junit::TestCase {
     let status = if service.within_budget {
         TestCaseStatus::success()
     } else {
-        let message = format!("downtime {} ms over {budget}", service.downtime_ms);
+        let message = format!(
+            "downtime {} ms over {budget}; failed probes: {}",
+            service.downtime_ms,
+            service.failure_text()
+        );
         with_text(failure(), &message, &windows_text(service))
     };
     let mut case = quick_junit::TestCase::new(service.name.as_str(), status);
@@ -157,7 +161,7 @@ fn windows_text(service: &ServiceReport) -> String {
                 w.end.to_rfc3339(),
                 w.duration_ms,
                 w.failures,
-                w.class,
+                w.class_text(),
                 w.action.as_deref().unwrap_or("no upgrade action"),
                 if w.prober_late {
                     " [prober late: not counted against the budget]"
@@ -344,6 +348,7 @@ mod tests {
                 class: "refused".into(),
                 prober_late: false,
                 first_error: None,
+                connection: None,
             }],
             ..ServiceReport::default()
         };

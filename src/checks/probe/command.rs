@@ -1,0 +1,177 @@
+//! `kind = "command"` probes: a real client (openstacksdk, a CLI) kept running beside the
+//! upgrade, asked for one round of its calls per probe.
+//!
+//! The protocol, one JSON line each way: rollci writes `{"n": 7}`; the client answers
+//! `{"n": 7, "ok": true}` or `{"n": 7, "ok": false, "class": "closed", "status": null,
+//! "error": "..."}` once the round is done, and first `{"ready": true}` once it has started
+//! (imports done), so its start-up is not taken for downtime. It must exit when its stdin
+//! ends: that is how a rollci killed with SIGKILL still leaves no client behind. Rounds are
+//! sequential, as in a user's script: a slow round delays the next tick, which is then
+//! skipped, not queued.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use super::request::Outcome;
+
+/// How long a client may take to say it is ready (a Python client's imports on a loaded
+/// 2-core machine take seconds).
+const READY: Duration = Duration::from_secs(120);
+
+/// The argv of a client and where it runs.
+#[derive(Debug, Clone)]
+pub struct ClientCommand {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+}
+
+/// A running client.
+pub struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    next: u64,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(default)]
+    ready: bool,
+    #[serde(default)]
+    ok: bool,
+    class: Option<String>,
+    status: Option<u16>,
+    error: Option<String>,
+}
+
+impl Worker {
+    /// Starts the client (stderr to `log`) and waits for its `ready` line.
+    pub async fn start(command: &ClientCommand, log: &Path) -> anyhow::Result<Worker> {
+        let stderr = std::fs::File::create(log)
+            .with_context(|| format!("failed to create `{}`", log.display()))?;
+        let (program, args) = command.argv.split_first().context("empty probe command")?;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(&command.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("failed to start the probe command `{program}`"))?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut worker = Worker {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            next: 0,
+        };
+        let ready = tokio::time::timeout(READY, worker.until(|a| a.ready)).await;
+        match ready {
+            Ok(Ok(_)) => Ok(worker),
+            Ok(Err(e)) => Err(e.context(format!("see `{}`", log.display()))),
+            Err(_) => anyhow::bail!(
+                "the probe command `{program}` did not say it was ready within {READY:?} (see `{}`)",
+                log.display()
+            ),
+        }
+    }
+
+    /// One round: `timeout` from the request to its answer.
+    pub async fn probe(&mut self, timeout: Duration) -> Outcome {
+        self.next += 1;
+        let n = self.next;
+        let started = Instant::now();
+        let asked = async {
+            let line = format!("{{\"n\": {n}}}\n");
+            self.stdin.write_all(line.as_bytes()).await?;
+            self.stdin.flush().await?;
+            // Answers of rounds that timed out earlier come first: skipped.
+            self.until(|a| a.n == Some(n)).await
+        };
+        let answer = tokio::time::timeout(timeout, asked).await;
+        let (class, status, error) = match answer {
+            Ok(Ok(a)) if a.ok => ("ok", None, None),
+            Ok(Ok(a)) => (class_of(a.class.as_deref()), a.status, a.error),
+            Ok(Err(e)) => ("other", None, Some(format!("the probe command: {e:#}"))),
+            Err(_) => (
+                "timeout",
+                None,
+                Some(format!("no answer within {timeout:?}")),
+            ),
+        };
+        Outcome {
+            class,
+            status,
+            error,
+            latency: started.elapsed(),
+            connection: None,
+        }
+    }
+
+    async fn until(&mut self, wanted: impl Fn(&Answer) -> bool) -> anyhow::Result<Answer> {
+        loop {
+            let line = self.lines.next_line().await?;
+            let Some(line) = line else {
+                anyhow::bail!("it exited ({})", self.exit_text());
+            };
+            let Ok(answer) = serde_json::from_str::<Answer>(&line) else {
+                continue;
+            };
+            if wanted(&answer) {
+                return Ok(answer);
+            }
+        }
+    }
+
+    fn exit_text(&mut self) -> String {
+        match self.child.try_wait() {
+            Ok(Some(status)) => status.to_string(),
+            _ => "its stdout closed".into(),
+        }
+    }
+
+    /// Ends the client: its stdin closed (it exits by itself), then SIGTERM and SIGKILL to
+    /// its process group if it does not.
+    pub async fn stop(mut self) {
+        drop(self.stdin);
+        let exited = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        if exited.is_ok() {
+            return;
+        }
+        if let Some(pid) = self.child.id() {
+            let group = nix::unistd::Pid::from_raw(-(pid as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A client's class, kept to the names rollci's own probes use.
+fn class_of(class: Option<&str>) -> &'static str {
+    match class {
+        Some("status") => "status",
+        Some("timeout") => "timeout",
+        Some("refused") => "refused",
+        Some("reset") => "reset",
+        Some("closed") => "closed",
+        _ => "other",
+    }
+}
