@@ -178,6 +178,41 @@ fn check_action(action: &Action) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn probe_error(probe: &str) -> String {
+        let text = format!(
+            "[lab]\nname = \"t\"\nfrom_release = \"A\"\nto_release = \"B\"\n[provider]\nkind = \"local\"\n[upgrade]\nmode = \"rolling\"\n[[upgrade.components]]\nname = \"c\"\ncommand = [\"true\"]\n[[probes]]\nname = \"p\"\n{probe}\n"
+        );
+        match Config::parse(&text, std::path::Path::new("lab.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn probe_connections_and_client_commands_are_checked() {
+        assert_eq!(
+            probe_error("url = \"http://{lb}/\"\nconnection = \"new\""),
+            ""
+        );
+        assert_eq!(
+            probe_error("kind = \"command\"\ncommand = [\"python3\", \"c.py\"]"),
+            ""
+        );
+        let tcp = probe_error("kind = \"tcp\"\nurl = \"tcp://{lb}\"\nconnection = \"keep-alive\"");
+        assert!(
+            tcp.contains("`probes[0]`") && tcp.contains("new connection each time"),
+            "{tcp}"
+        );
+        let bare = probe_error("kind = \"command\"");
+        assert!(bare.contains("needs `command"), "{bare}");
+        let mixed = probe_error("kind = \"command\"\ncommand = [\"c\"]\nurl = \"http://x/\"");
+        assert!(mixed.contains("takes `command`"), "{mixed}");
+        let stray = probe_error("url = \"http://{lb}/\"\ncommand = [\"c\"]");
+        assert!(stray.contains("belongs to `kind = \"command\"`"), "{stray}");
+        let typo = probe_error("url = \"http://{lb}/\"\nconnection = \"keepalive\"");
+        assert!(typo.starts_with("lab.toml:"), "{typo}");
+    }
+
     #[test]
     fn names_are_bounded_and_plain() {
         assert!(check_name("deploy-1.b_c").is_ok());

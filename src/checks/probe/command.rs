@@ -175,3 +175,61 @@ fn class_of(class: Option<&str>) -> &'static str {
         _ => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client speaking the protocol: ready, then ok, a `closed` failure, a round too slow
+    /// for the timeout, and ok again (the late answer of the slow round is skipped).
+    const CLIENT: &str = r#"
+import json, sys, time
+print('{"ready": true}', flush=True)
+for i, line in enumerate(sys.stdin):
+    n = json.loads(line)["n"]
+    if i == 2:
+        time.sleep(0.6)
+    out = {"n": n, "ok": i != 1}
+    if i == 1:
+        out.update({"class": "closed", "error": "GET /v2/images: RemoteDisconnected"})
+    print(json.dumps(out), flush=True)
+"#;
+
+    #[tokio::test]
+    async fn rounds_are_answered_by_number_and_a_slow_one_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = ClientCommand {
+            argv: vec!["python3".into(), "-c".into(), CLIENT.into()],
+            cwd: dir.path().to_path_buf(),
+        };
+        let mut worker = Worker::start(&command, &dir.path().join("c.log"))
+            .await
+            .unwrap();
+        let t = Duration::from_millis(300);
+        assert_eq!(worker.probe(t).await.class, "ok");
+        let closed = worker.probe(t).await;
+        assert_eq!(closed.class, "closed");
+        assert!(closed.error.unwrap().contains("RemoteDisconnected"));
+        assert_eq!(worker.probe(t).await.class, "timeout");
+        let after = worker.probe(Duration::from_secs(2)).await;
+        assert_eq!(after.class, "ok", "{after:?}");
+        worker.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_exits_before_ready_is_an_error_naming_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let command = ClientCommand {
+            argv: vec![
+                "python3".into(),
+                "-c".into(),
+                "import sys; sys.exit(3)".into(),
+            ],
+            cwd: dir.path().to_path_buf(),
+        };
+        let log = dir.path().join("c.log");
+        let err = Worker::start(&command, &log).await.err().unwrap();
+        let text = format!("{err:#}");
+        assert!(text.contains("exited") && text.contains("c.log"), "{text}");
+    }
+}
