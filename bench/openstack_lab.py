@@ -57,7 +57,22 @@ def run(kind, cache):
         steps[s["step"]] = steps.get(s["step"], 0.0) + (s["duration_ms"] or 0) / 1000.0
     phases = [(p["action"], (p["duration_ms"] or 0) / 1000.0) for p in summary["phases"]]
     vip = {name: s["downtime_ms"] for name, s in summary["services"].items() if "@" not in name}
-    return {"wall": wall, "steps": steps, "phases": phases, "vip": vip}
+    return {"wall": wall, "steps": steps, "phases": phases, "vip": vip,
+            "client": client_cost(WORKSPACES[kind], summary)}
+
+
+def client_cost(workspace, summary):
+    """What the openstacksdk probe cost: its rounds, its CPU per round (lab/sdkprobe.py
+    prints them on exit), and its share beside the HTTP probes' count."""
+    stderr = workspace / "evidence" / "probe-openstacksdk.stderr"
+    try:
+        last = stderr.read_text().strip().splitlines()[-1]
+        cost = json.loads(last)
+    except (OSError, IndexError, ValueError):
+        return None
+    sdk = summary["services"].get("openstacksdk", {})
+    cost["failures"] = sdk.get("failures", {})
+    return cost
 
 
 def seconds(v):
@@ -103,6 +118,12 @@ def main():
     for n in names:
         wall = results[n]["wall"]
         print(f"{n}: {wall / 60:.1f} min = {wall / grenade:.2f} x the {label}")
+    for n in names:
+        cost = results[n].get("client")
+        if cost:
+            print(f"{n}: the openstacksdk probe: {cost['rounds']} rounds, {cost['cpu_s']} s CPU, "
+                  f"{cost['cpu_ms_per_round']} ms CPU per round (4 calls, a new connect() each); "
+                  f"failures {cost['failures']}")
     for n in names:
         print(f"\n{n}: upgrade phases (s) and VIP downtime (ms) {results[n]['vip']}")
         for action, took in results[n]["phases"]:
