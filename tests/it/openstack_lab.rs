@@ -28,6 +28,10 @@ fn lab_text(edit: impl Fn(String) -> String) -> String {
         .replace(
             "playbook = \"playbooks/",
             &format!("playbook = \"{}/playbooks/", dir.display()),
+        )
+        .replace(
+            "\"lab/sdkprobe-run\"",
+            &format!("\"{}/lab/sdkprobe-run\"", dir.display()),
         );
     let text = cut(&text, "[[persistent]]", "# The rolling upgrade");
     cut(

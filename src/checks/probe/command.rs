@@ -79,7 +79,17 @@ impl Worker {
         let ready = tokio::time::timeout(READY, worker.until(|a| a.ready)).await;
         match ready {
             Ok(Ok(_)) => Ok(worker),
-            Ok(Err(e)) => Err(e.context(format!("see `{}`", log.display()))),
+            Ok(Err(e)) => {
+                // A client that died at start-up says why on stderr: the reader of a CI log
+                // gets its last lines here, not only the file's name.
+                let _ = tokio::time::timeout(Duration::from_secs(2), worker.child.wait()).await;
+                let said = tail(log, 6);
+                Err(e.context(format!(
+                    "the probe command `{program}` ({}) did not start; its stderr `{}` ends:\n{said}",
+                    worker.exit_text(),
+                    log.display()
+                )))
+            }
             Err(_) => anyhow::bail!(
                 "the probe command `{program}` did not say it was ready within {READY:?} (see `{}`)",
                 log.display()
@@ -165,6 +175,14 @@ impl Worker {
 }
 
 /// A client's class, kept to the names rollci's own probes use.
+/// The last `lines` lines of a log, at most 2 KiB of them.
+fn tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(2048)..]);
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 fn class_of(class: Option<&str>) -> &'static str {
     match class {
         Some("status") => "status",
@@ -223,7 +241,7 @@ for i, line in enumerate(sys.stdin):
             argv: vec![
                 "python3".into(),
                 "-c".into(),
-                "import sys; sys.exit(3)".into(),
+                "import sys; sys.stderr.write('no such cloud: lab\\n'); sys.exit(3)".into(),
             ],
             cwd: dir.path().to_path_buf(),
         };
@@ -231,5 +249,13 @@ for i, line in enumerate(sys.stdin):
         let err = Worker::start(&command, &log).await.err().unwrap();
         let text = format!("{err:#}");
         assert!(text.contains("exited") && text.contains("c.log"), "{text}");
+        assert!(
+            text.contains("exit status: 3"),
+            "the exit status is told: {text}"
+        );
+        assert!(
+            text.contains("no such cloud: lab"),
+            "its stderr is told: {text}"
+        );
     }
 }
